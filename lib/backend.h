@@ -1,0 +1,216 @@
+/*
+ * backend.h - the private interface between the core (lib/core.c) and the
+ * backends (lib/backends/<name>.c).
+ *
+ * The core is the only caller of backend ops. It owns argument checks,
+ * the conversion of timeouts to deadlines, the max_msg check on send, the
+ * emulation of the zero-copy calls for backends that leave them NULL, and
+ * the allocation of the per-channel state (chan_size bytes at c->priv,
+ * zeroed, 64-byte aligned). A NULL op means "not supported": the core
+ * answers -ENOTSUP (or emulates, where noted).
+ *
+ * Deadlines: every op that may wait takes an ipc_deadline: IPC_FOREVER
+ * (wait forever), IPC_NOWAIT (never block: -EAGAIN when it would) or an
+ * absolute CLOCK_MONOTONIC time in ns (-ETIMEDOUT when it passes). Ops
+ * retry EINTR themselves with the remaining time (lib/posix helpers do).
+ */
+#ifndef IPC_BACKEND_H
+#define IPC_BACKEND_H
+
+#include "config.h"
+#include "ipckit.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef int64_t ipc_deadline;
+#define IPC_FOREVER ((ipc_deadline)-1)
+#define IPC_NOWAIT ((ipc_deadline)0)
+
+/* Default option values (DESIGN.md). */
+#define IPC_DEFAULT_MAX_MSG ((size_t)16 << 20)
+#define IPC_DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define IPC_DEFAULT_MODE 0600u
+
+/* Bits of ipc_cfg.set: which options the caller gave explicitly. */
+enum {
+	IPC_SET_MAX_MSG = 1,
+	IPC_SET_CAPACITY = 2,
+	IPC_SET_WAIT = 4,
+	IPC_SET_CONNECT_TIMEOUT = 8,
+	IPC_SET_MODE = 16,
+};
+
+/* Effective options: ipc_opts merged with the URL query, defaults filled. */
+typedef struct ipc_cfg {
+	size_t max_msg;         /* default IPC_DEFAULT_MAX_MSG (the backend caps it
+	                           in open when not IPC_SET_MAX_MSG) */
+	size_t capacity;        /* 0 = mechanism default */
+	int wait;               /* IPC_WAIT_* */
+	int connect_timeout_ms; /* >= 0 */
+	unsigned mode;          /* permission bits, <= 0777 */
+	unsigned set;           /* IPC_SET_* */
+} ipc_cfg;
+
+/* How a scheme's address is parsed by the core (lib/url.c). */
+enum ipc_addr_kind {
+	IPC_ADDR_HOSTPORT, /* host:port or [v6]:port; port 0..65535 */
+	IPC_ADDR_PATH,     /* /abs/path or @abstract */
+	IPC_ADDR_FSPATH,   /* /abs/path only */
+	IPC_ADDR_MQNAME,   /* /name, no further '/' */
+	IPC_ADDR_FDS,      /* R,W: two inherited descriptor numbers */
+	IPC_ADDR_NONE,     /* only from ipc_pair */
+};
+
+/* A parsed URL. */
+typedef struct ipc_url {
+	char scheme[16];
+	char addr[4096];   /* the address as written (between :// and ?) */
+	/* IPC_ADDR_HOSTPORT */
+	char host[256];    /* without brackets */
+	int port;
+	/* IPC_ADDR_PATH / FSPATH / MQNAME: the path or name; for @name,
+	 * abstract is true and path holds the name without '@'. */
+	char path[4096];
+	bool abstract;
+	/* IPC_ADDR_FDS */
+	int rfd, wfd;
+	ipc_cfg cfg;
+} ipc_url;
+
+struct ipc_backend;
+
+/* A channel. Everything but priv is core-owned; backends read cfg, may
+ * set url (resolved form, malloc'd; the core frees it), max_msg and
+ * need_len. */
+struct ipc_chan {
+	const struct ipc_backend *be;
+	ipc_cfg cfg;
+	size_t max_msg;   /* effective limit; the core refuses larger sends */
+	char *url;        /* resolved URL for ipc_info (malloc'd, may be NULL) */
+	size_t need_len;  /* set by recv when it returns -EMSGSIZE: the length
+	                     of the waiting message (0 if unknown) */
+	/* core: emulated zero-copy */
+	unsigned char *zc_sbuf;
+	size_t zc_scap, zc_sres;
+	int zc_stimeout;  /* reserve's timeout, applied by an emulated commit */
+	bool zc_reserved;
+	unsigned char *zc_rbuf;
+	size_t zc_rcap;
+	ssize_t zc_rlen;
+	bool zc_peeked;
+	/* backend state, be->chan_size bytes, zeroed, 64-byte aligned */
+	_Alignas(64) unsigned char priv[];
+};
+
+struct ipc_listener {
+	const struct ipc_backend *be;
+	ipc_cfg cfg;
+	char *url;
+	_Alignas(64) unsigned char priv[];
+};
+
+struct ipc_backend {
+	const char *scheme;
+	enum ipc_addr_kind addr_kind;
+	unsigned caps;            /* IPC_CAP_* */
+	size_t chan_size;         /* bytes of per-channel state at c->priv */
+	size_t listener_size;     /* bytes of per-listener state at l->priv */
+	size_t max_msg_limit;     /* largest message the mechanism can carry;
+	                             0 = ask limit() */
+
+	/* Largest message the mechanism can carry right now (mq reads the
+	 * kernel limit). NULL: max_msg_limit. */
+	size_t (*limit)(void);
+
+	/* Open one end. flags is IPC_SERVER or IPC_CLIENT. c->cfg is filled
+	 * and c->max_msg already resolved and checked against the limit.
+	 * Server: create the endpoint and return at once (the peer is awaited
+	 * by the first send/recv). Client: retry until the server appears or
+	 * cfg.connect_timeout_ms passes (-ETIMEDOUT; with 0, one try:
+	 * -ECONNREFUSED or -ENOENT). On failure nothing is left behind and
+	 * close() is not called. */
+	int (*open)(ipc_chan *c, const ipc_url *u, int flags);
+
+	/* Two connected ends in this process; on failure both are unset and
+	 * close() is not called for either. */
+	int (*pair)(ipc_chan *a, ipc_chan *b);
+
+	/* Send one whole message (len <= c->max_msg, checked by the core).
+	 * 0, -EPIPE, -EAGAIN, -ETIMEDOUT, -EPROTO, or an errno. */
+	int (*send)(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl);
+
+	/* Send msgs in order; returns the count sent (each whole), or an
+	 * error when none was. NULL: the core loops over send(). */
+	int (*sendv)(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl);
+
+	/* Receive one message. Returns its length, -EMSGSIZE when it is larger
+	 * than cap (the message stays queued; set c->need_len when known),
+	 * -EPIPE after the peer closed and everything delivered was returned,
+	 * -EAGAIN, -ETIMEDOUT, -EPROTO. */
+	ssize_t (*recv)(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl);
+
+	/* The pollable descriptor of ipc_fd (level-triggered; readable while
+	 * recv would not block). Created on first call, owned by the channel. */
+	int (*fd)(ipc_chan *c);
+
+	/* Zero-copy, all four or none (NULL: the core emulates with a copy). */
+	int (*send_reserve)(ipc_chan *c, size_t len, void **buf, ipc_deadline dl);
+	int (*send_commit)(ipc_chan *c, size_t len);
+	ssize_t (*recv_peek)(ipc_chan *c, const void **msg, ipc_deadline dl);
+	int (*recv_release)(ipc_chan *c);
+
+	/* Release everything the channel holds (fds, names, memory in priv).
+	 * Must be safe on a channel whose open succeeded, whatever happened
+	 * after. Does not free c. */
+	void (*close)(ipc_chan *c);
+
+	/* Listener ops (NULL: -ENOTSUP). listen sets l->url (resolved). accept
+	 * fills a new channel whose priv is zeroed and cfg copied from l. */
+	int (*listen)(ipc_listener *l, const ipc_url *u);
+	int (*accept)(ipc_listener *l, ipc_chan *c, ipc_deadline dl);
+	void (*listener_close)(ipc_listener *l);
+};
+
+/* Backends compiled in (lib/backends/<name>.c). */
+extern const struct ipc_backend ipc__backend_tcp;
+extern const struct ipc_backend ipc__backend_udp;
+extern const struct ipc_backend ipc__backend_unix;
+extern const struct ipc_backend ipc__backend_fifo;
+extern const struct ipc_backend ipc__backend_pipe;
+extern const struct ipc_backend ipc__backend_mq;
+extern const struct ipc_backend ipc__backend_shm;
+
+/* lib/url.c: parse url into *u, with u->cfg = defaults, then opts, then the
+ * query (which overrides opts); *be is the scheme's backend. Returns 0,
+ * -EINVAL, -EPROTONOSUPPORT or -ENAMETOOLONG. */
+int ipc__url_parse(ipc_url *u, const char *url, const ipc_opts *opts,
+		   const struct ipc_backend **be);
+/* cfg = defaults merged with opts (NULL = all defaults); -EINVAL on bad values. */
+int ipc__cfg_init(ipc_cfg *cfg, const ipc_opts *opts);
+/* lib/core.c: the compiled-in backend for a scheme, or NULL. */
+const struct ipc_backend *ipc__backend_find(const char *scheme, size_t len);
+
+/* lib/core.c: deadline helpers */
+ipc_deadline ipc__deadline(int timeout_ms);
+int64_t ipc__now_ns(void);
+/* Milliseconds left for poll(): -1 forever, 0 for NOWAIT or passed. */
+int ipc__remaining_ms(ipc_deadline dl);
+/* The error for a wait that ran out: -EAGAIN for NOWAIT, else -ETIMEDOUT. */
+static inline int ipc__timeout_err(ipc_deadline dl)
+{
+	return dl == IPC_NOWAIT ? -EAGAIN : -ETIMEDOUT;
+}
+static inline bool ipc__expired(ipc_deadline dl)
+{
+	return dl != IPC_FOREVER && (dl == IPC_NOWAIT || ipc__now_ns() >= dl);
+}
+
+/* Format "scheme://addr" into a malloc'd string (NULL on ENOMEM). */
+char *ipc__url_format(const char *scheme, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

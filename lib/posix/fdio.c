@@ -1,0 +1,112 @@
+/* fdio.c - descriptor helpers shared by the fd backends (see fdio.h). */
+#include "posix/fdio.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int ipc__set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	int nfl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+	if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
+		return -errno;
+	return 0;
+}
+
+int ipc__wait_fds(struct pollfd *pfd, int n, ipc_deadline dl)
+{
+	for (;;) {
+		int ms = ipc__remaining_ms(dl);
+		int r = poll(pfd, (nfds_t)n, ms);
+		if (r > 0)
+			return r;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r == 0 && ipc__expired(dl))
+			return ipc__timeout_err(dl);
+		/* EINTR, or poll woke early by rounding: go round with the time left */
+	}
+}
+
+int ipc__wait_fd(int fd, short events, ipc_deadline dl)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r = ipc__wait_fds(&p, 1, dl);
+	return r < 0 ? r : p.revents;
+}
+
+void ipc__sleep_ms(int ms, ipc_deadline dl)
+{
+	int left = ipc__remaining_ms(dl);
+	if (left >= 0 && left < ms)
+		ms = left;
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+bool ipc__sigpipe_ignored(void)
+{
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) < 0)
+		return false;
+	return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN;
+}
+
+ssize_t ipc__pipe_writev(int fd, const struct iovec *iov, int n, bool sigpipe_ignored)
+{
+	ssize_t r;
+	if (sigpipe_ignored) {
+		do
+			r = writev(fd, iov, n);
+		while (r < 0 && errno == EINTR);
+		return r < 0 ? -errno : r;
+	}
+	/* Block SIGPIPE in this thread for the write; if the write raised one
+	 * (EPIPE) and none was pending before, consume it so it is never
+	 * delivered. Costs two extra system calls per write (measured in
+	 * docs/backends/pipe.md); ignoring SIGPIPE in the process avoids them. */
+	sigset_t pipeset, old;
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipeset, &old);
+	do
+		r = writev(fd, iov, n);
+	while (r < 0 && errno == EINTR);
+	int err = r < 0 ? errno : 0;
+	if (err == EPIPE && !sigismember(&old, SIGPIPE)) {
+		sigset_t pending;
+		if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+			struct timespec zero = { 0, 0 };
+			while (sigtimedwait(&pipeset, NULL, &zero) < 0 && errno == EINTR)
+				;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r < 0 ? -err : r;
+}
+
+int ipc__check_path(const char *path, size_t extra, size_t max)
+{
+	if (path[0] != '/')
+		return -EINVAL;
+	if (strlen(path) + extra > max)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+void ipc__close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		int e = errno;
+		close(*fd);
+		errno = e;
+		*fd = -1;
+	}
+}

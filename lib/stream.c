@@ -1,0 +1,632 @@
+/*
+ * stream.c - the framing layer of the stream backends (tcp, unix, fifo,
+ * pipe); the bytes are specified in docs/protocol.md.
+ *
+ * Hot path: one writev per message (header + payload); receives read into
+ * a 64 KiB buffer so several small frames cost one read, and a payload
+ * larger than what is buffered is read straight into the caller's buffer.
+ * With timeout -1 the descriptors are used blocking (one system call);
+ * finite timeouts poll first (sockets use MSG_DONTWAIT per call).
+ *
+ * Whole-or-nothing sends: once part of a message is written, a timeout
+ * cannot unsend it, so the unwritten tail is kept in the channel (pend)
+ * and the send reports success; the next send (or close, for up to a
+ * second) writes it first. A receive interrupted by a timeout in the
+ * middle of a large message keeps what arrived (part) for the next call.
+ */
+#include "stream.h"
+#include "posix/fdio.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLOSE_FLUSH_MS 1000
+
+static inline struct ipc_stream *S(ipc_chan *c)
+{
+	return (struct ipc_stream *)c->priv;
+}
+
+static inline uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
+{
+	struct ipc_stream *s = S(c);
+	s->rfd = rfd;
+	s->wfd = wfd;
+	s->is_sock = is_sock;
+	s->sigpipe_ignored = is_sock || ipc__sigpipe_ignored();
+	s->pending_fd = -1;
+	s->epfd = s->evfd = -1;
+	if (!(s->rbuf = malloc(IPC_RBUF_SIZE)))
+		return -ENOMEM;
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s->rbuf);
+		s->rbuf = NULL;
+		return -ENOMEM;
+	}
+	s->lock_init = true;
+	return 0;
+}
+
+/* ---- writing ---- */
+
+/* One write attempt of the iovec; bytes written or -errno (-EAGAIN when
+ * it would block; never blocks unless dl is IPC_FOREVER on a socket). */
+static ssize_t write_once(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline dl)
+{
+	ssize_t w;
+	if (s->is_sock) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		int fl = MSG_NOSIGNAL | (dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+		do
+			w = sendmsg(s->wfd, &mh, fl);
+		while (w < 0 && errno == EINTR);
+		return w < 0 ? -errno : w;
+	}
+	/* pipes and FIFOs: wfd is nonblocking */
+	return ipc__pipe_writev(s->wfd, iov, n, s->sigpipe_ignored);
+}
+
+static void iov_advance(struct iovec **iov, int *n, size_t k)
+{
+	while (k > 0 && *n > 0) {
+		if (k >= (*iov)->iov_len) {
+			k -= (*iov)->iov_len;
+			(*iov)++;
+			(*n)--;
+		} else {
+			(*iov)->iov_base = (char *)(*iov)->iov_base + k;
+			(*iov)->iov_len -= k;
+			k = 0;
+		}
+	}
+	while (*n > 0 && (*iov)->iov_len == 0) {
+		(*iov)++;
+		(*n)--;
+	}
+}
+
+/* Keep the unwritten rest of the iovec (rest bytes) for the next send. */
+static int stash_rest(struct ipc_stream *s, const struct iovec *iov, int n, size_t rest)
+{
+	unsigned char *p = malloc(rest);
+	if (!p)
+		return -ENOMEM;
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	s->pend = p;
+	s->pend_len = rest;
+	s->pend_off = 0;
+	return 0;
+}
+
+static int map_write_err(struct ipc_stream *s, int r)
+{
+	if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
+		s->serr = -EPIPE;
+		return -EPIPE;
+	}
+	return r;
+}
+
+/*
+ * Write total bytes of iov. Returns 0 when all is written or the rest is
+ * stashed (some bytes were written when the deadline passed), the timeout
+ * error when nothing was written, or -EPIPE/-errno. *written (if non-NULL)
+ * gets the bytes that went to the kernel.
+ */
+static int write_all(struct ipc_stream *s, struct iovec *iov, int n, size_t total,
+		     ipc_deadline dl, size_t *written)
+{
+	size_t done = 0;
+	int r = 0;
+	while (done < total) {
+		ssize_t w = write_once(s, iov, n, dl);
+		if (w > 0) {
+			done += (size_t)w;
+			iov_advance(&iov, &n, (size_t)w);
+			continue;
+		}
+		if (w == 0)
+			w = -EAGAIN;
+		if (w != -EAGAIN) {
+			r = map_write_err(s, (int)w);
+			break;
+		}
+		int pr = ipc__wait_fd(s->wfd, POLLOUT, dl);
+		if (pr < 0) {
+			if (done == 0) {
+				r = pr;
+				break;
+			}
+			/* part of the message is in the kernel: keep the rest */
+			if (stash_rest(s, iov, n, total - done) == 0)
+				break;
+			/* no memory to keep it: finish it, however long it takes */
+			dl = IPC_FOREVER;
+			continue;
+		}
+		if ((pr & (POLLERR | POLLHUP)) && !(pr & POLLOUT)) {
+			r = map_write_err(s, -EPIPE);
+			break;
+		}
+	}
+	if (written)
+		*written = done;
+	return r;
+}
+
+/* Write the stashed tail of an earlier message. 0 when it is all out. */
+static int flush_pend(struct ipc_stream *s, ipc_deadline dl)
+{
+	while (s->pend_off < s->pend_len) {
+		struct iovec iov = { s->pend + s->pend_off, s->pend_len - s->pend_off };
+		ssize_t w = write_once(s, &iov, 1, dl);
+		if (w > 0) {
+			s->pend_off += (size_t)w;
+			continue;
+		}
+		if (w == 0)
+			w = -EAGAIN;
+		if (w != -EAGAIN)
+			return map_write_err(s, (int)w);
+		int pr = ipc__wait_fd(s->wfd, POLLOUT, dl);
+		if (pr < 0)
+			return pr;
+		if ((pr & (POLLERR | POLLHUP)) && !(pr & POLLOUT))
+			return map_write_err(s, -EPIPE);
+	}
+	free(s->pend);
+	s->pend = NULL;
+	s->pend_len = s->pend_off = 0;
+	return 0;
+}
+
+int ipc__stream_hello(ipc_chan *c, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	if (s->hello_sent)
+		return 0;
+	unsigned char hello[IPC_HELLO_LEN] = { 'I', 'P', 'C', 'K', IPC_PROTO_VERSION, 0,
+					       IPC_HELLO_LEN, 0 };
+	put_le32(hello + 8, c->max_msg > UINT32_MAX ? UINT32_MAX : (uint32_t)c->max_msg);
+	struct iovec iov = { hello, sizeof(hello) };
+	int r = write_all(s, &iov, 1, sizeof(hello), dl, NULL);
+	if (r == -EPIPE)
+		r = 0; /* peer already gone: receives still drain what it sent */
+	if (r == 0)
+		s->hello_sent = true;
+	return r;
+}
+
+/* Attach (server side) and send our hello, once. */
+static int ensure_ready(ipc_chan *c, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	if (atomic_load_explicit(&s->ready, memory_order_acquire))
+		return 0;
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load_explicit(&s->ready, memory_order_relaxed))
+		goto out;
+	if (!s->hello_sent && s->wfd >= 0 && (r = ipc__stream_hello(c, dl)) < 0)
+		goto out;
+	if (s->attach) {
+		if ((r = s->attach(c, dl)) < 0)
+			goto out;
+		s->attach = NULL;
+		s->pending_fd = -1;
+		if (s->epfd >= 0) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.fd = s->rfd };
+			if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->rfd, &ev) < 0 && errno != EEXIST) {
+				r = -errno;
+				goto out;
+			}
+		}
+	}
+	if ((r = ipc__stream_hello(c, dl)) == 0)
+		atomic_store_explicit(&s->ready, true, memory_order_release);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* What every send does first: attach, refuse on a dead or broken channel,
+ * write out the stashed tail of an earlier message. */
+static int send_begin(ipc_chan *c, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	int r = ensure_ready(c, dl);
+	if (r < 0)
+		return r;
+	if (s->serr)
+		return s->serr;
+	/* the receive side saw EOF: the peer is gone, although TCP would
+	 * still accept bytes */
+	if (atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
+		return -EPIPE;
+	return s->pend ? flush_pend(s, dl) : 0;
+}
+
+int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	int r = send_begin(c, dl);
+	if (r < 0)
+		return r;
+	uint32_t pm = atomic_load_explicit(&s->peer_max, memory_order_relaxed);
+	if (pm && len > pm)
+		return -EMSGSIZE;
+	unsigned char hdr[IPC_FRAME_HDR];
+	put_le32(hdr, (uint32_t)len);
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)msg, len } };
+	return write_all(s, iov, len ? 2 : 1, sizeof(hdr) + len, dl, NULL);
+}
+
+#define SENDV_BATCH 256 /* messages per writev: 2 iovecs each, under IOV_MAX */
+
+int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	int r = send_begin(c, dl);
+	if (r < 0)
+		return r;
+	uint32_t pm = atomic_load_explicit(&s->peer_max, memory_order_relaxed);
+	unsigned char hdr[SENDV_BATCH][IPC_FRAME_HDR];
+	struct iovec iov[2 * SENDV_BATCH];
+	size_t sent = 0;
+	while (sent < n) {
+		size_t k = 0, total = 0;
+		int ni = 0;
+		while (k < SENDV_BATCH && sent + k < n) {
+			const ipc_msg *m = &msgs[sent + k];
+			if (pm && m->len > pm)
+				break;
+			put_le32(hdr[k], (uint32_t)m->len);
+			iov[ni++] = (struct iovec){ hdr[k], IPC_FRAME_HDR };
+			if (m->len)
+				iov[ni++] = (struct iovec){ (void *)m->data, m->len };
+			total += IPC_FRAME_HDR + m->len;
+			k++;
+		}
+		if (k == 0)
+			return sent ? (int)sent : -EMSGSIZE;
+		size_t done = 0;
+		r = write_all(s, iov, ni, total, dl, &done);
+		if (r == 0 && done == total) {
+			sent += k;
+			continue;
+		}
+		/* Stopped early: count the messages that went out whole; a
+		 * message cut in the middle was stashed by write_all and counts
+		 * as sent. */
+		size_t off = 0, whole = 0;
+		while (whole < k && off + IPC_FRAME_HDR + msgs[sent + whole].len <= done) {
+			off += IPC_FRAME_HDR + msgs[sent + whole].len;
+			whole++;
+		}
+		if (r == 0 && off < done)
+			whole++;
+		if (r == 0 && s->pend) {
+			/* the stash holds the rest of the whole batch: keep only
+			 * the cut message, the later ones were not sent */
+			size_t cut_end = off + IPC_FRAME_HDR + msgs[sent + whole - 1].len;
+			s->pend_len = cut_end - done;
+		}
+		sent += whole;
+		if (sent == 0)
+			return r < 0 ? r : ipc__timeout_err(dl);
+		return (int)sent;
+	}
+	return (int)sent;
+}
+
+/* ---- reading ---- */
+
+/* One read of up to n bytes into p: > 0 bytes, 0 at EOF, or -errno. */
+static ssize_t read_some(struct ipc_stream *s, void *p, size_t n, ipc_deadline dl)
+{
+	for (;;) {
+		ssize_t r;
+		if (s->is_sock) {
+			r = recv(s->rfd, p, n, dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+		} else {
+			if (dl != IPC_FOREVER) {
+				int w = ipc__wait_fd(s->rfd, POLLIN, dl);
+				if (w < 0)
+					return w;
+			}
+			r = read(s->rfd, p, n);
+		}
+		if (r >= 0)
+			return r;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == ECONNRESET)
+			return 0; /* the peer died: same as EOF */
+		if (e != EAGAIN && e != EWOULDBLOCK)
+			return -e;
+		int w = ipc__wait_fd(s->rfd, POLLIN, dl);
+		if (w < 0)
+			return w;
+	}
+}
+
+/* Make at least need (<= IPC_RBUF_SIZE) bytes available in rbuf.
+ * 0, -EPIPE at EOF (s->eof set), or a timeout/errno. */
+static int fill(struct ipc_stream *s, size_t need, ipc_deadline dl)
+{
+	while (s->rlen - s->rpos < need) {
+		if (s->eof)
+			return -EPIPE;
+		if (s->rpos > 0 && s->rpos + need > IPC_RBUF_SIZE) {
+			memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
+			s->rlen -= s->rpos;
+			s->rpos = 0;
+		}
+		ssize_t r = read_some(s, s->rbuf + s->rlen, IPC_RBUF_SIZE - s->rlen, dl);
+		if (r < 0)
+			return (int)r;
+		if (r == 0) {
+			s->eof = true;
+			atomic_store_explicit(&s->peer_gone, true, memory_order_relaxed);
+			return -EPIPE;
+		}
+		s->rlen += (size_t)r;
+	}
+	return 0;
+}
+
+/* The peer broke the protocol: the channel is closed for good. */
+static int broken(struct ipc_stream *s)
+{
+	s->rerr = -EPROTO;
+	s->serr = -EPROTO;
+	if (s->is_sock && s->rfd >= 0)
+		shutdown(s->rfd, SHUT_RDWR);
+	return -EPROTO;
+}
+
+static int read_hello(ipc_chan *c, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	static const unsigned char want[8] = { 'I', 'P', 'C', 'K', IPC_PROTO_VERSION, 0,
+					       IPC_HELLO_LEN, 0 };
+	for (;;) {
+		size_t have = s->rlen - s->rpos;
+		size_t cmp = have < sizeof(want) ? have : sizeof(want);
+		/* reject a wrong magic or version as soon as its bytes arrive */
+		if (memcmp(s->rbuf + s->rpos, want, cmp) != 0)
+			return broken(s);
+		if (have >= IPC_HELLO_LEN)
+			break;
+		int r = fill(s, have + 1, dl);
+		if (r == -EPIPE)
+			return have ? broken(s) : -EPIPE;
+		if (r < 0)
+			return r;
+	}
+	uint32_t pm = get_le32(s->rbuf + s->rpos + 8);
+	if (pm == 0)
+		return broken(s);
+	atomic_store_explicit(&s->peer_max, pm, memory_order_relaxed);
+	s->rpos += IPC_HELLO_LEN;
+	s->hello_rcvd = true;
+	return 0;
+}
+
+/* True when a whole frame (or EOF) waits in the buffer. */
+static bool frame_buffered(struct ipc_stream *s)
+{
+	size_t have = s->rlen - s->rpos;
+	if (s->eof || s->rerr)
+		return true;
+	if (have < IPC_FRAME_HDR)
+		return false;
+	return have - IPC_FRAME_HDR >= get_le32(s->rbuf + s->rpos);
+}
+
+/* ipc_fd support: keep evfd signalled exactly while a frame is buffered.
+ * Costs nothing until ipc_fd was called, and a system call only when the
+ * state changes. */
+static void ev_update(struct ipc_stream *s)
+{
+	if (s->evfd < 0)
+		return;
+	bool want = frame_buffered(s);
+	if (want == s->ev_set)
+		return;
+	uint64_t v = 1;
+	if (want) {
+		if (write(s->evfd, &v, sizeof(v)) == sizeof(v))
+			s->ev_set = true;
+	} else if (read(s->evfd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN) {
+		s->ev_set = false;
+	}
+}
+
+static ssize_t finish(struct ipc_stream *s, ssize_t r)
+{
+	if (s->evfd >= 0)
+		ev_update(s);
+	return r;
+}
+
+/* Continue a large message interrupted by a timeout. */
+static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	if (cap < s->part_len) {
+		c->need_len = s->part_len;
+		return -EMSGSIZE;
+	}
+	while (s->part_got < s->part_len) {
+		ssize_t r = read_some(s, s->part + s->part_got, s->part_len - s->part_got, dl);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			s->eof = true;
+			free(s->part);
+			s->part = NULL;
+			return -EPIPE; /* the peer died mid-message */
+		}
+		s->part_got += (size_t)r;
+	}
+	size_t len = s->part_len;
+	memcpy(buf, s->part, len);
+	free(s->part);
+	s->part = NULL;
+	s->part_len = s->part_got = 0;
+	return (ssize_t)len;
+}
+
+ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+{
+	struct ipc_stream *s = S(c);
+	int r = ensure_ready(c, dl);
+	if (r < 0)
+		return r;
+	if (s->rerr)
+		return s->rerr;
+	if (!s->hello_rcvd && (r = read_hello(c, dl)) < 0)
+		return finish(s, r);
+	if (s->part)
+		return finish(s, recv_part(c, buf, cap, dl));
+	if ((r = fill(s, IPC_FRAME_HDR, dl)) < 0) {
+		if (r == -EPIPE && s->rlen > s->rpos)
+			s->rpos = s->rlen; /* a torn header from a dead peer */
+		return finish(s, r);
+	}
+	uint32_t len = get_le32(s->rbuf + s->rpos);
+	if (len > c->max_msg)
+		return finish(s, broken(s));
+	if (len > cap) {
+		c->need_len = len;
+		return finish(s, -EMSGSIZE);
+	}
+	size_t avail = s->rlen - s->rpos - IPC_FRAME_HDR;
+	if (avail < len && (size_t)len + IPC_FRAME_HDR <= IPC_RBUF_SIZE) {
+		/* small message not all here yet: buffer it whole */
+		if ((r = fill(s, IPC_FRAME_HDR + (size_t)len, dl)) < 0) {
+			if (r == -EPIPE)
+				s->rpos = s->rlen; /* torn message from a dead peer */
+			return finish(s, r);
+		}
+		avail = len;
+	}
+	if (avail >= len) {
+		memcpy(buf, s->rbuf + s->rpos + IPC_FRAME_HDR, len);
+		s->rpos += IPC_FRAME_HDR + (size_t)len;
+		if (s->rpos == s->rlen)
+			s->rpos = s->rlen = 0;
+		return finish(s, (ssize_t)len);
+	}
+	/* large message: take what is buffered, read the rest straight into
+	 * the caller's buffer */
+	memcpy(buf, s->rbuf + s->rpos + IPC_FRAME_HDR, avail);
+	s->rpos = s->rlen = 0;
+	size_t got = avail;
+	while (got < len) {
+		ssize_t n = read_some(s, (char *)buf + got, len - got, dl);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			s->eof = true;
+			return finish(s, -EPIPE); /* the peer died mid-message */
+		}
+		if (n == -EAGAIN || n == -ETIMEDOUT) {
+			/* keep what arrived for the next call */
+			if (!(s->part = malloc(len))) {
+				dl = IPC_FOREVER;
+				continue;
+			}
+			memcpy(s->part, buf, got);
+			s->part_len = len;
+			s->part_got = got;
+		}
+		return finish(s, n);
+	}
+	return finish(s, (ssize_t)len);
+}
+
+int ipc__stream_fd(ipc_chan *c)
+{
+	struct ipc_stream *s = S(c);
+	if (s->epfd >= 0)
+		return s->epfd;
+	int r;
+	pthread_mutex_lock(&s->lock);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ep < 0 || ev < 0) {
+		r = -errno;
+		goto fail;
+	}
+	struct epoll_event e = { .events = EPOLLIN, .data.fd = ev };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	int watch = atomic_load(&s->ready) || !s->attach ? s->rfd : s->pending_fd;
+	if (watch >= 0) {
+		e.data.fd = watch;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, watch, &e) < 0) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	s->evfd = ev;
+	s->epfd = ep;
+	ev_update(s);
+	pthread_mutex_unlock(&s->lock);
+	return ep;
+fail:
+	if (ep >= 0)
+		close(ep);
+	if (ev >= 0)
+		close(ev);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void ipc__stream_close(ipc_chan *c)
+{
+	struct ipc_stream *s = S(c);
+	if (s->pend && s->wfd >= 0 && !s->serr)
+		flush_pend(s, ipc__deadline(CLOSE_FLUSH_MS));
+	if (s->release)
+		s->release(c);
+	if (s->wfd != s->rfd)
+		ipc__close_fd(&s->wfd);
+	ipc__close_fd(&s->rfd);
+	s->wfd = -1;
+	ipc__close_fd(&s->epfd);
+	ipc__close_fd(&s->evfd);
+	free(s->rbuf);
+	free(s->part);
+	free(s->pend);
+	if (s->lock_init)
+		pthread_mutex_destroy(&s->lock);
+}

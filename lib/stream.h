@@ -1,0 +1,79 @@
+/*
+ * stream.h - the framing layer shared by the stream backends (tcp, unix,
+ * fifo, pipe). docs/protocol.md specifies the bytes:
+ *   hello: "IPCK" u16 version=1, u16 hello length=16, u32 max_msg, u32 0
+ *   frame: u32 little-endian payload length, then the payload.
+ *
+ * A stream backend's private state starts with a struct ipc_stream; its
+ * vtable uses the ipc__stream_* ops below for send/sendv/recv/fd/close
+ * and gives its own open/pair/listen/accept. A server whose peer has not
+ * attached yet sets s->attach: the first send/recv calls it (under a lock,
+ * so a sending and a receiving thread may race) to produce rfd/wfd.
+ */
+#ifndef IPC_STREAM_H
+#define IPC_STREAM_H
+
+#include "backend.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define IPC_HELLO_MAGIC "IPCK"
+#define IPC_PROTO_VERSION 1
+#define IPC_HELLO_LEN 16
+#define IPC_FRAME_HDR 4
+#define IPC_RBUF_SIZE (64 * 1024)
+
+struct ipc_stream {
+	int rfd, wfd;            /* equal for sockets; -1 until attached */
+	bool is_sock;            /* send with MSG_NOSIGNAL; MSG_DONTWAIT per call */
+	bool sigpipe_ignored;    /* pipes: cached SIGPIPE disposition */
+	/* Server awaiting its peer: produce rfd/wfd within dl (0 or -errno). */
+	int (*attach)(ipc_chan *c, ipc_deadline dl);
+	int pending_fd;          /* readable when the peer arrives (ipc_fd before
+	                            attach), owned by the backend, or -1 */
+	/* Backend cleanup at close (unlink names, close listen fds), or NULL. */
+	void (*release)(ipc_chan *c);
+	atomic_bool ready;       /* attached and hello sent */
+	bool hello_sent;
+	pthread_mutex_t lock;    /* serialises attach */
+	bool lock_init;
+	/* receive side */
+	bool hello_rcvd;
+	atomic_uint peer_max;    /* 0 until the peer's hello was read */
+	unsigned char *rbuf;
+	size_t rpos, rlen;       /* unread bytes are rbuf[rpos .. rlen) */
+	bool eof;                /* read() returned 0 or the peer is gone */
+	atomic_bool peer_gone;   /* eof, visible to the sending thread */
+	int rerr;                /* sticky receive error (-EPROTO) */
+	unsigned char *part;     /* a message interrupted by a timeout */
+	size_t part_len, part_got;
+	/* send side */
+	unsigned char *pend;     /* unsent tail of a message cut by a timeout */
+	size_t pend_len, pend_off;
+	int serr;                /* sticky send error (-EPIPE) */
+	/* ipc_fd: epoll set of rfd and evfd, evfd signalled while whole
+	 * messages wait in rbuf. -1 until ipc_fd is first called. */
+	int epfd, evfd;
+	bool ev_set;
+};
+
+/* Initialise s (rfd/wfd may be -1 with attach set). Returns 0 or -ENOMEM.
+ * rfd and wfd must be blocking descriptors; sockets: is_sock. */
+int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock);
+
+/* Send our hello now (fifo clients do it in open so the server can see
+ * them arrive); later calls skip it. 0 or -errno. */
+int ipc__stream_hello(ipc_chan *c, ipc_deadline dl);
+
+int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl);
+int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl);
+ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl);
+int ipc__stream_fd(ipc_chan *c);
+void ipc__stream_close(ipc_chan *c);
+
+#define IPC_STREAM_OPS \
+	.send = ipc__stream_send, .sendv = ipc__stream_sendv, \
+	.recv = ipc__stream_recv, .fd = ipc__stream_fd, .close = ipc__stream_close
+
+#endif

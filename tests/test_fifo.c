@@ -1,0 +1,303 @@
+/*
+ * test_fifo.c - fifo specifics: the FIFOs a server creates get the
+ * requested mode, are removed again, and are never opened through a
+ * symlink or replaced over a file that is not a FIFO.
+ *
+ * The names of the FIFOs are derived from the URL path by the backend;
+ * fifo_names() learns them by opening a server on a fresh path and
+ * listing what appeared next to it, so these tests do not hard-code them.
+ */
+#include "util.h"
+
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_NAMES 4
+
+/* Suffixes appended to the URL path to make the FIFO names ("" when the
+ * path itself is one). Returns how many. */
+static int fifo_suffixes(char suf[MAX_NAMES][32])
+{
+	char name[64], url[128];
+	ipc_chan *s = NULL;
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s", name);
+	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
+	d = opendir("/tmp");
+	cr_assert(d);
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(name);
+
+		/* name, or name followed by a non-digit (not name + "1..."). */
+		if (strncmp(e->d_name, name, len) != 0 ||
+		    (e->d_name[len] >= '0' && e->d_name[len] <= '9'))
+			continue;
+		cr_assert(n < MAX_NAMES, "more than %d names next to /tmp/%s", MAX_NAMES, name);
+		snprintf(suf[n++], 32, "%s", e->d_name + len);
+	}
+	closedir(d);
+	ipc_close(s);
+	cr_assert(n > 0, "a fifo server created nothing next to /tmp/%s", name);
+	return n;
+}
+
+static void reap_ok(pid_t pid)
+{
+	char st[64];
+	int status = tu_wait_child(pid, 20000);
+
+	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "[%s] peer: %s",
+		  tu_tag, tu_status_str(status, st, sizeof(st)));
+}
+
+Test(fifo, mode_and_removal, .timeout = 30)
+{
+	char suf[MAX_NAMES][32], name[64], url[160], path[160], buf[8];
+	int n;
+	ipc_chan *s = NULL;
+	pid_t pid;
+
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/mode");
+	n = fifo_suffixes(suf);
+	for (int pass = 0; pass < 3; pass++) {
+		static const char *const query[] = { "", "?mode=0660", "?mode=0604" };
+		static const mode_t want[] = { 0600, 0660, 0604 };
+
+		tu_name(name, sizeof(name));
+		snprintf(url, sizeof(url), "fifo:///tmp/%s%s", name, query[pass]);
+		umask(022);
+		T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
+		for (int i = 0; i < n; i++) {
+			struct stat st;
+
+			snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
+			cr_assert(lstat(path, &st) == 0, "[%s] %s missing", tu_tag, path);
+			cr_expect(S_ISFIFO(st.st_mode), "[%s] %s is not a FIFO", tu_tag, path);
+			cr_expect((st.st_mode & 07777) == want[pass], "[%s] %s: mode %04o, expected %04o",
+				  tu_tag, url, (unsigned)(st.st_mode & 07777), (unsigned)want[pass]);
+		}
+		if (pass == 0) {
+			/* With a client: names go once attached (or at close). */
+			pid = fork();
+			cr_assert(pid >= 0);
+			if (pid == 0) {
+				ipc_chan *c = NULL;
+
+				alarm(30);
+				C_OK(ipc_open(&c, url, IPC_CLIENT, NULL));
+				C_OK(ipc_send(c, "hi", 2, 5000));
+				ipc_recv(c, buf, sizeof(buf), 10000);
+				ipc_close(c);
+				_exit(0);
+			}
+			T_EQ(ipc_recv(s, buf, sizeof(buf), 10000), 2);
+		}
+		ipc_close(s);
+		if (pass == 0)
+			reap_ok(pid);
+		for (int i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
+			cr_expect(access(path, F_OK) < 0, "[%s] %s left after close", tu_tag, path);
+		}
+	}
+}
+
+/* A target that must survive untouched. */
+static void make_target(const char *path)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+
+	cr_assert(fd >= 0, "create %s: %s", path, strerror(errno));
+	cr_assert(write(fd, "precious", 8) == 8);
+	close(fd);
+}
+
+static void check_target(const char *path)
+{
+	struct stat st;
+	char buf[16] = { 0 };
+	int fd;
+
+	cr_assert(lstat(path, &st) == 0, "[%s] %s disappeared", tu_tag, path);
+	cr_expect(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0644,
+		  "[%s] %s changed: mode %o", tu_tag, path, (unsigned)st.st_mode);
+	fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0);
+	cr_expect(read(fd, buf, sizeof(buf)) == 8 && memcmp(buf, "precious", 8) == 0,
+		  "[%s] %s content changed", tu_tag, path);
+	close(fd);
+}
+
+/* Symlinks at every FIFO name, pointing at regular files, or at FIFOs
+ * elsewhere: neither server nor client may use them. */
+static void symlink_case(bool to_fifo)
+{
+	char suf[MAX_NAMES][32], name[64], url[160], link[160], target[160];
+	ipc_chan *c = NULL;
+	int n, rc;
+
+	n = fifo_suffixes(suf);
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s?connect_timeout_ms=0", name);
+	for (int i = 0; i < n; i++) {
+		snprintf(link, sizeof(link), "/tmp/%s%s", name, suf[i]);
+		snprintf(target, sizeof(target), "/tmp/%s-target%d", name, i);
+		if (to_fifo)
+			cr_assert(mkfifo(target, 0600) == 0);
+		else
+			make_target(target);
+		cr_assert(symlink(target, link) == 0, "symlink %s: %s", link, strerror(errno));
+	}
+	rc = ipc_open(&c, url, IPC_SERVER, NULL);
+	cr_expect(rc < 0, "[%s] server opened FIFOs through symlinks", tu_tag);
+	if (rc >= 0)
+		ipc_close(c);
+	c = NULL;
+	rc = ipc_open(&c, url, IPC_CLIENT, NULL);
+	cr_expect(rc < 0, "[%s] client opened FIFOs through symlinks", tu_tag);
+	if (rc >= 0)
+		ipc_close(c);
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+
+		snprintf(link, sizeof(link), "/tmp/%s%s", name, suf[i]);
+		snprintf(target, sizeof(target), "/tmp/%s-target%d", name, i);
+		if (!to_fifo)
+			check_target(target);
+		else
+			cr_expect(lstat(target, &st) == 0 && S_ISFIFO(st.st_mode) &&
+				  (st.st_mode & 07777) == 0600, "[%s] FIFO target %s changed",
+				  tu_tag, target);
+		unlink(link);
+		unlink(target);
+	}
+}
+
+Test(fifo, symlink_to_file_refused)
+{
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/symlink");
+	symlink_case(false);
+}
+
+Test(fifo, symlink_to_fifo_refused)
+{
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/symlink-fifo");
+	symlink_case(true);
+}
+
+/* Regular files at the FIFO names: refused, and never removed. */
+Test(fifo, regular_file_refused)
+{
+	char suf[MAX_NAMES][32], name[64], url[160], path[160];
+	ipc_chan *c = NULL;
+	int n, rc;
+
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/regular");
+	n = fifo_suffixes(suf);
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s?connect_timeout_ms=0", name);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
+		make_target(path);
+	}
+	rc = ipc_open(&c, url, IPC_SERVER, NULL);
+	cr_expect(rc < 0, "[%s] server opened over regular files", tu_tag);
+	if (rc >= 0)
+		ipc_close(c);
+	c = NULL;
+	rc = ipc_open(&c, url, IPC_CLIENT, NULL);
+	cr_expect(rc < 0, "[%s] client opened regular files as FIFOs", tu_tag);
+	if (rc >= 0)
+		ipc_close(c);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
+		check_target(path);
+		unlink(path);
+	}
+}
+
+/* Only one of the names is a regular file: still refused, nothing of
+ * the half-made endpoint is left, and the file survives. */
+Test(fifo, one_regular_file_refused)
+{
+	char suf[MAX_NAMES][32], name[64], url[160], path[160], left[300];
+	ipc_chan *c = NULL;
+	int n, rc;
+
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/regular1");
+	n = fifo_suffixes(suf);
+	if (n < 2)
+		cr_skip_test("one FIFO name only");
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s", name);
+	snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[n - 1]);
+	make_target(path);
+	rc = ipc_open(&c, url, IPC_SERVER, NULL);
+	cr_expect(rc < 0, "[%s] server opened with a regular file at %s", tu_tag, path);
+	if (rc >= 0)
+		ipc_close(c);
+	check_target(path);
+	unlink(path);
+	cr_expect(tu_leftovers(left, sizeof(left)) == 0, "[%s] failed open left %s", tu_tag, left);
+}
+
+/* Stale FIFOs of a dead server are reclaimed. */
+Test(fifo, stale_fifos_reclaimed, .timeout = 30)
+{
+	char suf[MAX_NAMES][32], name[64], url[160], path[160];
+	ipc_chan *s = NULL;
+	int n;
+
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/stale");
+	n = fifo_suffixes(suf);
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s", name);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
+		cr_assert(mkfifo(path, 0600) == 0);
+	}
+	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
+	ipc_close(s);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
+		cr_expect(access(path, F_OK) < 0, "[%s] %s left", tu_tag, path);
+	}
+}
+
+Test(fifo, client_without_server)
+{
+	ipc_chan *c = NULL;
+	char name[64], url[160];
+	int rc;
+
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/client");
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s?connect_timeout_ms=0", name);
+	rc = ipc_open(&c, url, IPC_CLIENT, NULL);
+	cr_expect(rc == -ENOENT || rc == -ECONNREFUSED, "[%s] %d %s", tu_tag, rc, tu_err(rc));
+}
+
+/* The directory of the path must exist; nothing is created elsewhere. */
+Test(fifo, missing_directory)
+{
+	ipc_chan *c = NULL;
+	char name[64], url[160];
+
+	snprintf(tu_tag, sizeof(tu_tag), "fifo/dir");
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s/no/such/dir/x", name);
+	T_EQ(ipc_open(&c, url, IPC_SERVER, NULL), -ENOENT);
+}

@@ -1,0 +1,1061 @@
+/*
+ * test_shm.c - behaviour specific to the shm backend: rendezvous, wake-ups
+ * under stress, corrupt rings, peer death in every wait mode, leaks,
+ * zero-copy lifetimes, listeners. The conformance suite covers the common
+ * contract. Every address carries the pid (Criterion runs tests in
+ * parallel processes).
+ */
+#include <criterion/criterion.h>
+
+#include "ipckit.h"
+#include "backends/shm_ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *wait_names[] = { "adaptive", "block", "spin" };
+
+static char *url_of(char *buf, size_t n, const char *tag, bool abstract, const char *query)
+{
+	snprintf(buf, n, "shm://%sipck-shm-%d-%s%s%s", abstract ? "@" : "/tmp/", (int)getpid(),
+		 tag, query ? "?" : "", query ? query : "");
+	return buf;
+}
+
+static ipc_opts opts_wait(int wait, size_t capacity)
+{
+	ipc_opts o = { 0 };
+	o.wait = wait;
+	o.capacity = capacity;
+	return o;
+}
+
+static void pair(ipc_chan **a, ipc_chan **b, int wait, size_t capacity)
+{
+	ipc_opts o = opts_wait(wait, capacity);
+	cr_assert_eq(ipc_pair("shm", a, b, &o), 0);
+}
+
+/* The header page of the one shm mapping of this process (both ends of a
+ * pair map the same memfd, so any of its mappings will do). */
+static unsigned char *shm_page(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	cr_assert(f);
+	char line[512];
+	unsigned char *found = NULL;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, off;
+		if (strstr(line, "memfd:ipckit-shm") &&
+		    sscanf(line, "%lx-%*x %*s %lx", &lo, &off) == 2 && off == 0)
+			found = (unsigned char *)lo;
+	}
+	fclose(f);
+	cr_assert(found, "no ipckit-shm mapping");
+	return found;
+}
+
+static int count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert(f);
+	int n = 0, ch;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(seed * 131 + i * 7 + (i >> 9));
+}
+
+/*
+ * One thread moves a message larger than the ring: send with timeout 0
+ * (what does not fit stays pending in the sender), then alternate a
+ * receive without waiting and an empty send, which pushes the pending
+ * tail first (and goes out itself once the tail is gone). Returns the
+ * receive's result; *extra counts the empty messages that went out.
+ */
+static ssize_t pump(ipc_chan *a, ipc_chan *b, void *r, size_t cap, int *extra)
+{
+	for (int i = 0; i < 100000; i++) {
+		ssize_t n = ipc_recv(b, r, cap, 0);
+		if (n != -EAGAIN)
+			return n;
+		int s = ipc_send(a, "", 0, 0);
+		cr_assert(s == 0 || s == -EAGAIN, "send %d", s);
+		*extra += s == 0;
+	}
+	cr_assert_fail("no progress");
+	return -1;
+}
+
+static void drain_empty(ipc_chan *b, int extra)
+{
+	char c;
+	for (int i = 0; i < extra; i++)
+		cr_assert_eq(ipc_recv(b, &c, 1, 1000), 0);
+}
+
+/* ---- basics through ipc_pair ---- */
+
+Test(shm, pair_sizes_and_boundaries)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_ADAPTIVE, 1 << 20);
+	static const size_t sizes[] = { 0, 1, 100, 4000, 65000, 1 << 20, 3 << 20 };
+	unsigned char *m = malloc(3 << 20), *r = malloc(3 << 20);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		fill(m, sizes[i], (unsigned)i);
+		int extra = 0;
+		cr_assert_eq(ipc_send(a, m, sizes[i], 0), 0);
+		cr_assert_eq(pump(a, b, r, 3 << 20, &extra), (ssize_t)sizes[i]);
+		drain_empty(b, extra);
+		cr_assert_eq(memcmp(m, r, sizes[i]), 0, "size %zu", sizes[i]);
+	}
+	/* back-to-back small messages keep their boundaries, both ways */
+	for (int k = 0; k < 100; k++)
+		cr_assert_eq(ipc_send(b, m, (size_t)k, 0), 0);
+	for (int k = 0; k < 100; k++)
+		cr_assert_eq(ipc_recv(a, r, 1000, 0), k);
+	cr_assert_eq(ipc_recv(a, r, 1000, 0), -EAGAIN);
+	ipc_info info;
+	cr_assert_eq(ipc_info_get(a, &info), 0);
+	cr_assert_str_eq(info.backend, "shm");
+	cr_assert(info.caps & IPC_CAP_ZERO_COPY);
+	ipc_close(a);
+	ipc_close(b);
+	free(m);
+	free(r);
+}
+
+Test(shm, emsgsize_keeps_message)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 64 << 10);
+	unsigned char m[3000], r[3000];
+	fill(m, sizeof(m), 3);
+	cr_assert_eq(ipc_send(a, m, sizeof(m), 0), 0);
+	cr_assert_eq(ipc_recv(b, r, 100, 0), -EMSGSIZE);
+	cr_assert_eq(ipc_recv(b, r, sizeof(r), 0), (ssize_t)sizeof(m));
+	cr_assert_eq(memcmp(m, r, sizeof(m)), 0);
+	/* a fragmented one too (larger than half the ring) */
+	size_t big = 200 << 10;
+	unsigned char *bm = malloc(big), *br = malloc(big);
+	fill(bm, big, 4);
+	cr_assert_eq(ipc_send(a, bm, big, 0), 0);
+	cr_assert_eq(ipc_recv(b, br, big - 1, 0), -EMSGSIZE);
+	int extra = 0;
+	cr_assert_eq(pump(a, b, br, big - 1, &extra), -EMSGSIZE);
+	cr_assert_eq(pump(a, b, br, big, &extra), (ssize_t)big);
+	drain_empty(b, extra);
+	cr_assert_eq(memcmp(bm, br, big), 0);
+	/* too large for max_msg: refused by the sender */
+	ipc_close(a);
+	ipc_close(b);
+	ipc_opts o = { .max_msg = 1000 };
+	cr_assert_eq(ipc_pair("shm", &a, &b, &o), 0);
+	cr_assert_eq(ipc_send(a, m, 1001, 0), -EMSGSIZE);
+	ipc_close(a);
+	ipc_close(b);
+	free(bm);
+	free(br);
+}
+
+Test(shm, timeouts_in_every_mode)
+{
+	for (int w = 0; w < 3; w++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, w, 4096);
+		char buf[16];
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), -EAGAIN, "%s", wait_names[w]);
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 30), -ETIMEDOUT, "%s", wait_names[w]);
+		const void *p;
+		cr_assert_eq(ipc_recv_peek(b, &p, 20), -ETIMEDOUT);
+		/* fill the 4 KiB ring, then the sender times out */
+		int k = 0;
+		while (ipc_send(a, buf, sizeof(buf), 0) == 0)
+			k++;
+		cr_assert_eq(k, 4096 / 24);
+		cr_assert_eq(ipc_send(a, buf, sizeof(buf), 30), -ETIMEDOUT, "%s", wait_names[w]);
+		void *wb;
+		cr_assert_eq(ipc_send_reserve(a, 16, &wb, 0), -EAGAIN);
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), 16);
+		cr_assert_eq(ipc_send(a, buf, sizeof(buf), 30), 0);
+		ipc_close(a);
+		ipc_close(b);
+	}
+}
+
+/* Cut in the middle of fragmented messages, in both directions of the
+ * cut: the sender's tail pends, the receiver keeps what it has. */
+Test(shm, fragments_survive_timeouts)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_SPIN, 64 << 10);
+	size_t big = 1 << 20;
+	unsigned char *m = malloc(big), *r = malloc(big);
+	for (int round = 0; round < 4; round++) {
+		fill(m, big, (unsigned)round);
+		cr_assert_eq(ipc_send(a, m, big, 0), 0);
+		int extra = 0;
+		if (round & 1) {
+			/* a small buffer half way: the message is kept whole */
+			cr_assert_eq(ipc_recv(b, r, big, 0), -EAGAIN);
+			cr_assert_eq(pump(a, b, r, big - 1, &extra), -EMSGSIZE);
+		}
+		cr_assert_eq(pump(a, b, r, big, &extra), (ssize_t)big);
+		cr_assert_eq(memcmp(m, r, big), 0, "round %d", round);
+		drain_empty(b, extra);
+		cr_assert_eq(ipc_recv(b, r, big, 0), -EAGAIN);
+	}
+	ipc_close(a);
+	ipc_close(b);
+	free(m);
+	free(r);
+}
+
+Test(shm, sendv_batch)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_ADAPTIVE, 4096);
+	char data[300][8];
+	ipc_msg v[300];
+	for (int i = 0; i < 300; i++) {
+		memcpy(data[i], &i, sizeof(i));
+		v[i].data = data[i];
+		v[i].len = 1 + (size_t)(i % 8);
+	}
+	/* 300 records of 16 bytes do not fit 4 KiB: part goes, count says how many */
+	int n = ipc_sendv(a, v, 300, 0);
+	cr_assert_eq(n, 256);
+	for (int i = 0; i < n; i++) {
+		char r[8];
+		cr_assert_eq(ipc_recv(b, r, sizeof(r), 0), 1 + i % 8);
+		cr_assert_eq(memcmp(r, data[i], 1 + (size_t)(i % 8)), 0);
+	}
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* ---- rendezvous across processes ---- */
+
+static void child_echo(const char *u, int count)
+{
+	ipc_chan *c;
+	if (ipc_open(&c, u, IPC_CLIENT, NULL) != 0)
+		_exit(2);
+	char buf[256];
+	for (int i = 0; i < count; i++) {
+		ssize_t n = ipc_recv(c, buf, sizeof(buf), 5000);
+		if (n < 0 || ipc_send(c, buf, (size_t)n, 5000) != 0)
+			_exit(3);
+	}
+	ipc_close(c);
+	_exit(0);
+}
+
+static void server_echo_round(bool abstract)
+{
+	char u[256];
+	url_of(u, sizeof(u), abstract ? "rv-abs" : "rv-path", abstract, NULL);
+	ipc_chan *s;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	ipc_chan *s2;
+	cr_assert_eq(ipc_open(&s2, u, IPC_SERVER, NULL), -EADDRINUSE);
+	pid_t pid = fork();
+	if (pid == 0)
+		child_echo(u, 50);
+	char buf[256];
+	for (int i = 0; i < 50; i++) {
+		snprintf(buf, sizeof(buf), "hello %d", i);
+		cr_assert_eq(ipc_send(s, buf, strlen(buf), 5000), 0);
+		char r[256];
+		cr_assert_eq(ipc_recv(s, r, sizeof(r), 5000), (ssize_t)strlen(buf));
+		cr_assert_eq(memcmp(r, buf, strlen(buf)), 0);
+	}
+	/* attached: the name is released */
+	if (!abstract) {
+		struct stat st;
+		cr_assert_eq(stat(u + 6, &st), -1);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+	/* (after the child exits: it inherited the listening socket, which
+	 * holds an abstract name until every copy is closed) */
+	cr_assert_eq(ipc_open(&s2, u, IPC_SERVER, NULL), 0);
+	ipc_close(s2);
+	char r[16];
+	cr_assert_eq(ipc_recv(s, r, sizeof(r), 1000), -EPIPE);
+	cr_assert_eq(ipc_send(s, "x", 1, 1000), -EPIPE);
+	ipc_close(s);
+}
+
+Test(shm, rendezvous_path)
+{
+	server_echo_round(false);
+}
+
+Test(shm, rendezvous_abstract)
+{
+	server_echo_round(true);
+}
+
+Test(shm, client_open_does_not_wait_for_server_op)
+{
+	char u[256];
+	url_of(u, sizeof(u), "lazy", false, "connect_timeout_ms=0");
+	ipc_chan *c;
+	cr_assert_eq(ipc_open(&c, u, IPC_CLIENT, NULL), -ENOENT);
+	ipc_chan *s;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	/* same thread: the client's open returns although the server has not
+	 * accepted, and its first op without waiting says so */
+	cr_assert_eq(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+	char buf[8];
+	cr_assert_eq(ipc_recv(c, buf, sizeof(buf), 0), -EAGAIN);
+	cr_assert_eq(ipc_send(s, "ab", 2, 1000), 0);
+	cr_assert_eq(ipc_recv(c, buf, sizeof(buf), 1000), 2);
+	ipc_close(c);
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 1000), -EPIPE);
+	ipc_close(s);
+}
+
+Test(shm, garbage_client_dropped)
+{
+	char u[256];
+	url_of(u, sizeof(u), "garbage", false, NULL);
+	ipc_chan *s, *c;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	/* a raw socket that sends junk instead of a hello */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", u + 6);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char junk[64];
+	memset(junk, 0xA5, sizeof(junk));
+	cr_assert_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	char buf[8];
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 50), -ETIMEDOUT);
+	/* it was dropped; the endpoint still waits for a real client */
+	cr_assert_leq(read(fd, buf, sizeof(buf)), 0, "closed (EOF or reset)");
+	close(fd);
+	cr_assert_eq(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 0), -EAGAIN); /* attaches */
+	cr_assert_eq(ipc_send(c, "ok", 2, 1000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 1000), 2);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+Test(shm, peer_max_msg_respected)
+{
+	char us[256], uc[256];
+	url_of(us, sizeof(us), "maxmsg", false, "max_msg=64K");
+	url_of(uc, sizeof(uc), "maxmsg", false, "max_msg=1000");
+	ipc_chan *s, *c;
+	cr_assert_eq(ipc_open(&s, us, IPC_SERVER, NULL), 0);
+	cr_assert_eq(ipc_open(&c, uc, IPC_CLIENT, NULL), 0);
+	static char m[2000];
+	cr_assert_eq(ipc_recv(s, m, sizeof(m), 0), -EAGAIN); /* attaches */
+	cr_assert_eq(ipc_send(s, m, 1000, 1000), 0);
+	cr_assert_eq(ipc_send(s, m, 1001, 1000), -EMSGSIZE, "the client takes at most 1000");
+	cr_assert_eq(ipc_send(c, m, 1001, 1000), -EMSGSIZE);
+	cr_assert_eq(ipc_recv(c, m, sizeof(m), 1000), 1000);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+static void *recv_forever(void *arg)
+{
+	static char buf[8];
+	return (void *)(intptr_t)ipc_recv(arg, buf, sizeof(buf), -1);
+}
+
+/* One thread waits forever for the client to attach; another thread's
+ * call on the same channel keeps its own timeout meanwhile. */
+Test(shm, attach_respects_each_threads_timeout)
+{
+	char u[256];
+	url_of(u, sizeof(u), "attach2", false, NULL);
+	ipc_chan *s, *c;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, recv_forever, s);
+	struct timespec ts = { 0, 50 * 1000000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(ipc_send(s, "x", 1, 0), -EAGAIN);
+	cr_assert_eq(ipc_send(s, "x", 1, 30), -ETIMEDOUT);
+	cr_assert_eq(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+	cr_assert_eq(ipc_send(c, "hey", 3, 5000), 0);
+	void *r;
+	pthread_join(t, &r);
+	cr_assert_eq((intptr_t)r, 3);
+	cr_assert_eq(ipc_send(s, "x", 1, 1000), 0);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+Test(shm, stale_server_reclaimed)
+{
+	char u[256];
+	url_of(u, sizeof(u), "stale", false, NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipc_chan *s;
+		if (ipc_open(&s, u, IPC_SERVER, NULL) != 0)
+			_exit(2);
+		raise(SIGKILL);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFSIGNALED(st));
+	ipc_chan *s;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	ipc_close(s);
+	struct stat sb;
+	cr_assert_eq(stat(u + 6, &sb), -1, "server close removes the path");
+}
+
+/* ---- ipc_fd ---- */
+
+static int readable(int fd, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	return poll(&p, 1, ms);
+}
+
+Test(shm, fd_level_triggered)
+{
+	for (int w = 0; w < 3; w++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, w, 64 << 10);
+		int fd = ipc_fd(b);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(readable(fd, 0), 0);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(ipc_send(a, "abc", 3, 0), 0);
+		char buf[8];
+		for (int i = 0; i < 3; i++) {
+			/* stays readable while messages remain */
+			cr_assert_eq(readable(fd, 1000), 1, "%s msg %d", wait_names[w], i);
+			cr_assert_eq(readable(fd, 0), 1);
+			cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), 3);
+		}
+		cr_assert_eq(readable(fd, 0), 0);
+		/* a blocking receive in between does not lose the level */
+		cr_assert_eq(ipc_send(a, "d", 1, 0), 0);
+		cr_assert_eq(ipc_send(a, "e", 1, 0), 0);
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), -1), 1);
+		cr_assert_eq(readable(fd, 0), 1);
+		const void *p;
+		cr_assert_eq(ipc_recv_peek(b, &p, 0), 1);
+		cr_assert_eq(ipc_recv_release(b), 0);
+		cr_assert_eq(readable(fd, 0), 0);
+		/* EOF is readable too */
+		ipc_close(a);
+		cr_assert_eq(readable(fd, 1000), 1);
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), -EPIPE);
+		ipc_close(b);
+	}
+}
+
+Test(shm, fd_before_attach)
+{
+	char u[256];
+	url_of(u, sizeof(u), "fdpre", false, NULL);
+	ipc_chan *s, *c;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	int fd = ipc_fd(s);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(readable(fd, 0), 0);
+	cr_assert_eq(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+	cr_assert_eq(readable(fd, 1000), 1);
+	char buf[8];
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 0), -EAGAIN); /* attaches */
+	cr_assert_eq(readable(fd, 0), 0);
+	cr_assert_eq(ipc_send(c, "hi", 2, 1000), 0);
+	cr_assert_eq(readable(fd, 1000), 1);
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 0), 2);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+/* ---- zero-copy ---- */
+
+static bool in_shm_mapping(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool in = false;
+	while (!in && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (strstr(line, "memfd:ipckit-shm") && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+	}
+	fclose(f);
+	return in;
+}
+
+Test(shm, zero_copy_lifetime)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_ADAPTIVE, 16 << 10);
+	void *wb;
+	cr_assert_eq(ipc_send_reserve(a, 1000, &wb, 0), 0);
+	cr_assert(in_shm_mapping(wb), "reserve hands out ring space");
+	cr_assert_eq(ipc_send(a, "x", 1, 0), -EBUSY);
+	fill(wb, 600, 9);
+	/* nothing is visible before commit */
+	const void *p;
+	cr_assert_eq(ipc_recv_peek(b, &p, 0), -EAGAIN);
+	cr_assert_eq(ipc_send_commit(a, 600), 0);
+	cr_assert_eq(ipc_recv_peek(b, &p, 0), 600);
+	cr_assert(in_shm_mapping(p), "peek reads in place");
+	unsigned char ref[600];
+	fill(ref, 600, 9);
+	cr_assert_eq(memcmp(p, ref, 600), 0);
+	/* a peeked message stays put while the writer fills the ring */
+	char buf[700];
+	cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), -EBUSY);
+	int k = 0;
+	while (ipc_send(a, buf, 500, 0) == 0)
+		k++;
+	cr_assert_gt(k, 0);
+	const void *p2;
+	cr_assert_eq(ipc_recv_peek(b, &p2, 0), 600);
+	cr_assert_eq(p2, p);
+	cr_assert_eq(memcmp(p, ref, 600), 0);
+	cr_assert_eq(ipc_recv_release(b), 0);
+	/* the space came back */
+	cr_assert_eq(ipc_send(a, buf, 500, 0), 0);
+	for (int i = 0; i <= k; i++)
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), 500);
+	/* a record that wraps the end of the ring is still contiguous */
+	for (int round = 0; round < 40; round++) {
+		cr_assert_eq(ipc_send_reserve(a, 3000, &wb, 0), 0);
+		fill(wb, 3000, (unsigned)round);
+		cr_assert_eq(ipc_send_commit(a, 3000), 0);
+		cr_assert_eq(ipc_recv_peek(b, &p, 0), 3000);
+		unsigned char r2[3000];
+		fill(r2, 3000, (unsigned)round);
+		cr_assert_eq(memcmp(p, r2, 3000), 0, "round %d", round);
+		cr_assert_eq(ipc_recv_release(b), 0);
+	}
+	/* larger than the ring: still works, with a copy */
+	size_t big = 100 << 10;
+	/* commit sends it within the reserve's timeout */
+	cr_assert_eq(ipc_send_reserve(a, big, &wb, -1), 0);
+	cr_assert(!in_shm_mapping(wb));
+	fill(wb, big, 77);
+	unsigned char *ref2 = malloc(big);
+	fill(ref2, big, 77);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ssize_t n = ipc_recv_peek(b, &p, 5000);
+		_exit(n == (ssize_t)big && memcmp(p, ref2, big) == 0 ? 0 : 1);
+	}
+	cr_assert_eq(ipc_send_commit(a, big), 0);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	free(ref2);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* ---- corrupt rings: -EPROTO, sticky, never out of bounds ---- */
+
+#define CTL0(pg) ((struct ipc_ring_ctl *)(void *)((pg) + 1024))
+#define DATA0(pg) ((pg) + 4096)
+
+static void expect_eproto_after(void (*corrupt)(unsigned char *pg), bool peek)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	cr_assert_eq(ipc_send(a, "0123456789abcdef", 16, 0), 0);
+	corrupt(shm_page());
+	char buf[64];
+	const void *p;
+	ssize_t r = peek ? ipc_recv_peek(b, &p, 100) : ipc_recv(b, buf, sizeof(buf), 100);
+	cr_assert_eq(r, -EPROTO);
+	cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), -EPROTO, "sticky");
+	cr_assert_eq(ipc_send(b, "x", 1, 0), -EPROTO, "sticky");
+	/* the other end sees the channel end */
+	cr_assert_eq(ipc_recv(a, buf, sizeof(buf), 1000), -EPIPE);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+static void head_too_far(unsigned char *pg)
+{
+	atomic_store(&CTL0(pg)->head, 4096 + 64);
+}
+static void head_behind(unsigned char *pg)
+{
+	atomic_store(&CTL0(pg)->head, (uint64_t)-8);
+}
+static void head_misaligned(unsigned char *pg)
+{
+	atomic_store(&CTL0(pg)->head, 3);
+}
+static void len_huge(unsigned char *pg)
+{
+	uint32_t v = 0x7fffffff;
+	memcpy(DATA0(pg), &v, 4);
+}
+static void len_past_head(unsigned char *pg)
+{
+	uint32_t v[2] = { 100, 100 };
+	memcpy(DATA0(pg), v, 8);
+}
+static void total_too_big(unsigned char *pg)
+{
+	uint32_t v = 0xfffffff0u;
+	memcpy(DATA0(pg) + 4, &v, 4);
+}
+static void total_below_len(unsigned char *pg)
+{
+	uint32_t v = 3;
+	memcpy(DATA0(pg) + 4, &v, 4);
+}
+static void stray_continuation(unsigned char *pg)
+{
+	uint32_t v = IPC_REC_CONT;
+	memcpy(DATA0(pg) + 4, &v, 4);
+}
+
+Test(shm, corrupt_head_too_far) { expect_eproto_after(head_too_far, false); }
+Test(shm, corrupt_head_behind) { expect_eproto_after(head_behind, false); }
+Test(shm, corrupt_head_misaligned) { expect_eproto_after(head_misaligned, true); }
+Test(shm, corrupt_len_huge) { expect_eproto_after(len_huge, false); }
+Test(shm, corrupt_len_past_head) { expect_eproto_after(len_past_head, true); }
+Test(shm, corrupt_total_too_big) { expect_eproto_after(total_too_big, false); }
+Test(shm, corrupt_total_below_len) { expect_eproto_after(total_below_len, false); }
+Test(shm, corrupt_stray_continuation) { expect_eproto_after(stray_continuation, true); }
+
+Test(shm, corrupt_fragment_overruns_message)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	/* a 3000-byte message in a 4 KiB ring: fragments of 1016 bytes */
+	unsigned char m[3000];
+	fill(m, sizeof(m), 1);
+	cr_assert_eq(ipc_send(a, m, sizeof(m), 0), 0);
+	unsigned char *pg = shm_page();
+	/* second record: claim more than the message has left */
+	uint32_t v = 2000;
+	memcpy(DATA0(pg) + 1024, &v, 4);
+	unsigned char r[3000];
+	cr_assert_eq(ipc_recv(b, r, sizeof(r), 100), -EPROTO);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+Test(shm, corrupt_tail_seen_by_writer)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_SPIN, 4096);
+	while (ipc_send(a, "0123456789abcdef", 16, 0) == 0)
+		;
+	unsigned char *pg = shm_page();
+	atomic_store(&CTL0(pg)->tail, 1u << 20);
+	/* (a message that still fits the space known free would go) */
+	cr_assert_eq(ipc_send(a, "0123456789abcdef", 16, 0), -EPROTO);
+	cr_assert_eq(ipc_send(a, "x", 1, 0), -EPROTO);
+	char buf[32];
+	cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 0), 16, "delivered data still readable");
+	ipc_close(a);
+	ipc_close(b);
+}
+
+Test(shm, corrupt_random_bytes)
+{
+	srand((unsigned)getpid());
+	for (int round = 0; round < 300; round++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+		unsigned char m[700];
+		for (int i = 0; i < 5; i++)
+			ipc_send(a, m, (size_t)(rand() % 700), 0);
+		unsigned char *pg = shm_page();
+		/* scribble over records and, sometimes, the head */
+		for (int i = 0; i < 8; i++)
+			DATA0(pg)[rand() % 4096] = (unsigned char)rand();
+		if (round % 3 == 0)
+			atomic_store(&CTL0(pg)->head, (uint64_t)rand() * 8);
+		unsigned char r[8192];
+		const void *p;
+		for (int i = 0; i < 10; i++) {
+			ssize_t n = i & 1 ? ipc_recv(b, r, sizeof(r), 0) : ipc_recv_peek(b, &p, 0);
+			if (n >= 0 && (i & 1) == 0) {
+				volatile unsigned char sum = 0;
+				for (ssize_t j = 0; j < n; j++)
+					sum ^= ((const unsigned char *)p)[j];
+				ipc_recv_release(b);
+			}
+			cr_assert(n >= 0 || n == -EPROTO || n == -EAGAIN || n == -EMSGSIZE, "%zd", n);
+		}
+		ipc_close(a);
+		ipc_close(b);
+	}
+}
+
+/* ---- peer death ---- */
+
+struct killer {
+	pid_t pid;
+	int ms;
+};
+
+static void *kill_later(void *arg)
+{
+	struct killer *k = arg;
+	struct timespec ts = { k->ms / 1000, (long)(k->ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+	kill(k->pid, SIGKILL);
+	return NULL;
+}
+
+static void peer_sigkill(int w, bool sender_blocked)
+{
+	char u[256], q[64];
+	snprintf(q, sizeof(q), "wait=%s&capacity=4K", wait_names[w]);
+	url_of(u, sizeof(u), sender_blocked ? "killw" : "killr", false, q);
+	ipc_chan *s;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipc_chan *c;
+		if (ipc_open(&c, u, IPC_CLIENT, NULL) != 0 || ipc_send(c, "up", 2, 5000) != 0)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	char buf[16];
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 5000), 2);
+	if (sender_blocked) {
+		while (ipc_send(s, buf, 16, 0) == 0)
+			;
+	}
+	struct killer k = { pid, 100 };
+	pthread_t t;
+	pthread_create(&t, NULL, kill_later, &k);
+	/* blocked forever: must return */
+	if (sender_blocked)
+		cr_assert_eq(ipc_send(s, buf, 16, -1), -EPIPE, "%s", wait_names[w]);
+	else
+		cr_assert_eq(ipc_recv(s, buf, sizeof(buf), -1), -EPIPE, "%s", wait_names[w]);
+	pthread_join(t, NULL);
+	waitpid(pid, NULL, 0);
+	ipc_close(s);
+}
+
+Test(shm, sigkill_recv_spin) { peer_sigkill(IPC_WAIT_SPIN, false); }
+Test(shm, sigkill_recv_block) { peer_sigkill(IPC_WAIT_BLOCK, false); }
+Test(shm, sigkill_recv_adaptive) { peer_sigkill(IPC_WAIT_ADAPTIVE, false); }
+Test(shm, sigkill_send_spin) { peer_sigkill(IPC_WAIT_SPIN, true); }
+Test(shm, sigkill_send_block) { peer_sigkill(IPC_WAIT_BLOCK, true); }
+Test(shm, sigkill_send_adaptive) { peer_sigkill(IPC_WAIT_ADAPTIVE, true); }
+
+/* After fork: the parent's close of its copy of b must not look like the
+ * peer's close; the child's real close must be seen by the next send. */
+Test(shm, close_after_fork)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_ADAPTIVE, 4096);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipc_close(a);
+		char buf[4];
+		if (ipc_recv(b, buf, sizeof(buf), 5000) != 1)
+			_exit(1);
+		ipc_close(b);
+		_exit(0);
+	}
+	ipc_close(b);
+	cr_assert_eq(ipc_send(a, "x", 1, 0), 0, "the child still holds b");
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert_eq(ipc_send(a, "y", 1, 0), -EPIPE);
+	ipc_close(a);
+}
+
+Test(shm, clean_close_drains_then_epipe)
+{
+	for (int w = 0; w < 3; w++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, w, 4096);
+		cr_assert_eq(ipc_send(a, "one", 3, 0), 0);
+		cr_assert_eq(ipc_send(a, "two", 3, 0), 0);
+		ipc_close(a);
+		/* a send notices at once; the receiver still gets what was sent */
+		cr_assert_eq(ipc_send(b, "x", 1, 0), -EPIPE);
+		char buf[8];
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), -1), 3);
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), -1), 3);
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), -1), -EPIPE);
+		cr_assert_eq(ipc_send(b, "x", 1, -1), -EPIPE);
+		ipc_close(b);
+	}
+}
+
+/* ---- wake-up stress ---- */
+
+static unsigned rnd(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+/* Random short pauses: mostly none, sometimes a yield, rarely a sleep
+ * long enough for the other side to go to sleep. */
+static void pause_maybe(unsigned *s)
+{
+	unsigned r = rnd(s) % 4096;
+	if (r < 12) {
+		struct timespec ts = { 0, (long)(rnd(s) % 100) * 1000 };
+		nanosleep(&ts, NULL);
+	} else if (r < 60) {
+		sched_yield();
+	}
+}
+
+static void stress(int w, uint64_t count)
+{
+	ipc_chan *a, *b;
+	/* a small ring: the writer sleeps on a full ring as often as the reader
+	 * on an empty one */
+	pair(&a, &b, w, 4096);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipc_close(b);
+		unsigned seed = 1;
+		for (uint64_t i = 0; i < count;) {
+			if (rnd(&seed) % 8 == 0) {
+				uint64_t v[16];
+				ipc_msg m[16];
+				size_t n = 1 + rnd(&seed) % 16;
+				for (size_t j = 0; j < n; j++) {
+					v[j] = i + j;
+					m[j].data = &v[j];
+					m[j].len = sizeof(v[j]);
+				}
+				if (n > count - i)
+					n = (size_t)(count - i);
+				int k = ipc_sendv(a, m, n, -1);
+				if (k <= 0)
+					_exit(2);
+				i += (uint64_t)k;
+			} else {
+				if (ipc_send(a, &i, sizeof(i), -1) != 0)
+					_exit(3);
+				i++;
+			}
+			pause_maybe(&seed);
+		}
+		/* the acknowledgment comes back the other way */
+		uint64_t ack;
+		if (ipc_recv(a, &ack, sizeof(ack), -1) != sizeof(ack) || ack != count)
+			_exit(4);
+		ipc_close(a);
+		_exit(0);
+	}
+	ipc_close(a);
+	unsigned seed = 2;
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t v;
+		ssize_t n = ipc_recv(b, &v, sizeof(v), -1);
+		cr_assert_eq(n, (ssize_t)sizeof(v), "%s at %llu: %zd", wait_names[w],
+			     (unsigned long long)i, n);
+		cr_assert_eq(v, i, "%s: lost or reordered", wait_names[w]);
+		pause_maybe(&seed);
+	}
+	cr_assert_eq(ipc_send(b, &count, sizeof(count), -1), 0);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sender status %d", st);
+	ipc_close(b);
+}
+
+Test(shm, stress_wakeups_adaptive, .timeout = 120) { stress(IPC_WAIT_ADAPTIVE, 2000000); }
+Test(shm, stress_wakeups_block, .timeout = 120) { stress(IPC_WAIT_BLOCK, 2000000); }
+Test(shm, stress_wakeups_spin, .timeout = 120) { stress(IPC_WAIT_SPIN, 2000000); }
+
+/* One sending and one receiving thread on each end at once, both ways:
+ * the wake-ups of one direction must not be eaten by the other. */
+struct duplex {
+	ipc_chan *c;
+	uint64_t count;
+	int err;
+};
+
+static void *duplex_send(void *arg)
+{
+	struct duplex *d = arg;
+	unsigned seed = 7;
+	for (uint64_t i = 0; i < d->count && !d->err; i++) {
+		if (ipc_send(d->c, &i, sizeof(i), 10000) != 0)
+			d->err = 1;
+		pause_maybe(&seed);
+	}
+	return NULL;
+}
+
+static int duplex_recv(ipc_chan *c, uint64_t count)
+{
+	unsigned seed = 9;
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t v;
+		if (ipc_recv(c, &v, sizeof(v), 10000) != sizeof(v) || v != i)
+			return 1;
+		pause_maybe(&seed);
+	}
+	return 0;
+}
+
+static void duplex(int w)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, w, 4096);
+	enum { COUNT = 300000 };
+	pid_t pid = fork();
+	if (pid == 0) {
+		ipc_close(a);
+		struct duplex d = { b, COUNT, 0 };
+		pthread_t t;
+		pthread_create(&t, NULL, duplex_send, &d);
+		int r = duplex_recv(b, COUNT);
+		pthread_join(t, NULL);
+		_exit(r || d.err);
+	}
+	ipc_close(b);
+	struct duplex d = { a, COUNT, 0 };
+	pthread_t t;
+	pthread_create(&t, NULL, duplex_send, &d);
+	cr_assert_eq(duplex_recv(a, COUNT), 0, "%s", wait_names[w]);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.err, 0);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: child %d", wait_names[w], st);
+	ipc_close(a);
+}
+
+Test(shm, duplex_threads_block, .timeout = 120) { duplex(IPC_WAIT_BLOCK); }
+Test(shm, duplex_threads_adaptive, .timeout = 120) { duplex(IPC_WAIT_ADAPTIVE); }
+
+/* ---- leaks ---- */
+
+Test(shm, no_leaks, .timeout = 120)
+{
+	/* warm up lazy allocations (stdio, epoll, libc caches) */
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_ADAPTIVE, 4096);
+	ipc_fd(a);
+	ipc_close(a);
+	ipc_close(b);
+	int fds = count_fds(), maps = count_lines("/proc/self/maps");
+	ipc_opts o = opts_wait(IPC_WAIT_ADAPTIVE, 4096);
+	for (int i = 0; i < 10000; i++) {
+		cr_assert_eq(ipc_pair("shm", &a, &b, &o), 0);
+		if (i % 3 == 0)
+			cr_assert_eq(ipc_send(a, "x", 1, 0), 0);
+		if (i % 5 == 0)
+			cr_assert_geq(ipc_fd(b), 0);
+		ipc_close(a);
+		ipc_close(b);
+	}
+	char u[256];
+	url_of(u, sizeof(u), "leak", false, NULL);
+	for (int i = 0; i < 200; i++) {
+		ipc_chan *s, *c;
+		cr_assert_eq(ipc_open(&s, u, IPC_SERVER, &o), 0);
+		cr_assert_eq(ipc_open(&c, u, IPC_CLIENT, &o), 0);
+		if (i % 2) {
+			cr_assert_eq(ipc_send(s, "x", 1, 1000), 0);
+			char buf[4];
+			cr_assert_eq(ipc_recv(c, buf, sizeof(buf), 1000), 1);
+		}
+		ipc_close(c);
+		ipc_close(s);
+	}
+	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(count_lines("/proc/self/maps"), maps);
+	struct stat st;
+	cr_assert_eq(stat(u + 6, &st), -1);
+}
+
+/* ---- listener ---- */
+
+Test(shm, listener_several_clients)
+{
+	char u[256];
+	url_of(u, sizeof(u), "lst", false, NULL);
+	ipc_listener *l;
+	cr_assert_eq(ipc_listen(&l, u, NULL), 0);
+	enum { N = 4 };
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			child_echo(u, 20);
+	}
+	ipc_chan *c[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(ipc_accept(l, &c[i], 5000), 0);
+	ipc_chan *none;
+	cr_assert_eq(ipc_accept(l, &none, 0), -EAGAIN);
+	for (int k = 0; k < 20; k++) {
+		for (int i = 0; i < N; i++) {
+			int v = i * 1000 + k;
+			cr_assert_eq(ipc_send(c[i], &v, sizeof(v), 5000), 0);
+		}
+		for (int i = 0; i < N; i++) {
+			int v;
+			cr_assert_eq(ipc_recv(c[i], &v, sizeof(v), 5000), (ssize_t)sizeof(v));
+			cr_assert_eq(v, i * 1000 + k, "channels are separate");
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		ipc_close(c[i]);
+	}
+	/* every accepted client had its own memfd: none is left mapped */
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	while (fgets(line, sizeof(line), f))
+		cr_assert_null(strstr(line, "ipckit-shm"));
+	fclose(f);
+	ipc_listener_close(l);
+	struct stat st;
+	cr_assert_eq(stat(u + 6, &st), -1);
+}
