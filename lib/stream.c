@@ -324,13 +324,19 @@ int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline d
 			off += IPC_FRAME_HDR + msgs[sent + whole].len;
 			whole++;
 		}
-		if (r == 0 && off < done)
-			whole++;
 		if (r == 0 && s->pend) {
-			/* the stash holds the rest of the whole batch: keep only
-			 * the cut message, the later ones were not sent */
-			size_t cut_end = off + IPC_FRAME_HDR + msgs[sent + whole - 1].len;
-			s->pend_len = cut_end - done;
+			/* The stash holds the rest of the whole batch. Keep only
+			 * the message that was cut (it counts as sent); the later
+			 * ones were not sent. When the kernel stopped exactly on a
+			 * message boundary nothing was cut: drop the stash. */
+			if (off < done) {
+				s->pend_len = off + IPC_FRAME_HDR + msgs[sent + whole].len - done;
+				whole++;
+			} else {
+				free(s->pend);
+				s->pend = NULL;
+				s->pend_len = s->pend_off = 0;
+			}
 		}
 		sent += whole;
 		if (sent == 0)
