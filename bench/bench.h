@@ -61,6 +61,8 @@ struct chan {
 	int wait_mode;     /* IPC_WAIT_* for ipckit channels */
 	bool lossy;        /* udp: messages may be dropped or reordered */
 	bool zerocopy;     /* ipckit through reserve/commit and peek/release */
+	bool tput_only;    /* a throughput row only (no latency row) */
+	int batch;         /* throughput: 1 = one ipc_send per message; 0 = --batch */
 	size_t size;       /* message size of this group */
 	int idx;           /* position in the group (unique names) */
 	int ctl;           /* control socket to the other process */

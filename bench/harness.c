@@ -237,7 +237,7 @@ static int pong_round(struct chan *c, struct bufs *b, uint32_t round, uint64_t *
 
 static int batch_of(const struct chan *c, const struct bench_opts *o)
 {
-	if (!c->ops->tsendv || o->batch <= 1)
+	if (!c->ops->tsendv || o->batch <= 1 || c->batch == 1)
 		return 1;
 	size_t max = BATCH_BYTES / c->size;
 	if (max < 1)
@@ -386,6 +386,8 @@ static int child_main(struct chan *chans, int n, const struct bench_opts *o, int
 	if (o->modes & MODE_LATENCY) {
 		for (int k = 0; k < o->rounds; k++)
 			for (int i = 0; i < n; i++) {
+				if (chans[i].tput_only)
+					continue;
 				r = pong_round(&chans[i], &b, (uint32_t)k, &errs[i]);
 				if (r) {
 					fail_msg(&chans[i], "latency (child)", r);
@@ -508,15 +510,19 @@ int run_group(struct chan *chans, int n, const struct bench_opts *o,
 		struct row *lat = rows + nrows;
 		uint64_t per_round = (o->count + (uint64_t)o->rounds - 1) / (uint64_t)o->rounds;
 		uint64_t budget = o->lat_cap > 0 ? (uint64_t)(o->lat_cap * 1e9 / o->rounds) : 0;
+		int nl = 0;   /* latency rows: the channels that are not tput_only */
 		for (int i = 0; i < n; i++)
-			label_row(&lat[i], &chans[i], MODE_LATENCY, o);
-		nrows += n;
+			if (!chans[i].tput_only)
+				label_row(&lat[nl++], &chans[i], MODE_LATENCY, o);
+		nrows += nl;
 		snprintf(msg, sizeof(msg), "%s %u B latency (%d rows interleaved)",
-			 chans[0].backend, (unsigned)chans[0].size, n);
+			 chans[0].backend, (unsigned)chans[0].size, nl);
 		progress(msg);
 		for (int k = 0; k < o->rounds; k++) {
-			for (int i = 0; i < n; i++) {
-				r = lat_turn(&chans[i], &b, o, k, per_round, budget, &seq[i], &lat[i]);
+			for (int i = 0, j = 0; i < n; i++) {
+				if (chans[i].tput_only)
+					continue;
+				r = lat_turn(&chans[i], &b, o, k, per_round, budget, &seq[i], &lat[j++]);
 				if (r) {
 					fail_msg(&chans[i], "latency", r);
 					goto out_seq;
@@ -525,9 +531,12 @@ int run_group(struct chan *chans, int n, const struct bench_opts *o,
 		}
 		uint64_t *cerr = calloc((size_t)n, sizeof(*cerr));
 		r = cerr ? ctl_read(sv[0], cerr, (size_t)n * sizeof(*cerr), CTL_TIMEOUT_MS) : -ENOMEM;
-		for (int i = 0; cerr && !r && i < n; i++) {
-			lat[i].errors += cerr[i];
-			lat[i].count = lat[i].h.count;
+		for (int i = 0, j = 0; cerr && !r && i < n; i++) {
+			if (chans[i].tput_only)
+				continue;
+			lat[j].errors += cerr[i];
+			lat[j].count = lat[j].h.count;
+			j++;
 		}
 		free(cerr);
 		if (r)

@@ -30,6 +30,7 @@
 #define MAX_BACKENDS 16
 #define MAX_SIZES 32
 #define MAX_WAITS 3
+#define SEND_ROW_MAX 4096 /* sizes that also get a one-ipc_send-per-message throughput row */
 
 enum { REC_PROGRESS = 1, REC_ROW = 2 };
 
@@ -279,6 +280,16 @@ static int plan_group(const struct backend_info *b, size_t size, struct chan *cs
 		for (int w = 0; w < (shm ? g.nwaits : 1); w++) {
 			struct chan *c = add_chan(cs, &n, b->name, "ipckit", "", CK_IPCKIT, g.waits[w]);
 			c->lossy = !(b->caps & IPC_CAP_RELIABLE);
+		}
+		/* Small messages: also a throughput row with one ipc_send per
+		 * message, the like-for-like comparison with the raw rows (one
+		 * system call per message) and between backends whatever their
+		 * batching. */
+		if ((g.o.modes & MODE_THROUGHPUT) && g.o.batch > 1 && size <= SEND_ROW_MAX) {
+			struct chan *c = add_chan(cs, &n, b->name, "ipckit", "send", CK_IPCKIT, g.waits[0]);
+			c->lossy = !(b->caps & IPC_CAP_RELIABLE);
+			c->tput_only = true;
+			c->batch = 1;
 		}
 		/* Where the zero-copy calls really are zero-copy, a row for them. */
 		if (b->caps & IPC_CAP_ZERO_COPY) {

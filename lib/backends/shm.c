@@ -123,6 +123,8 @@ struct shm {
 	/* receiving thread */
 	_Alignas(64) struct ipc_ring rx;
 	struct ipc_rx_seq seq;
+	uint64_t wake_pos;      /* rx.pos at the last sure wake-up check */
+	uint64_t wake_batch;    /* bytes consumed between sure checks */
 	unsigned char *part;    /* fragments assembled here when they cannot go to the caller */
 	size_t part_cap;
 	bool part_active;       /* seq.in_msg and its bytes so far are in part */
@@ -237,6 +239,8 @@ static void shm_bind(ipc_chan *c, uint64_t hdr, const uint64_t size[2], size_t p
 	ipc__ring_init(&s->tx, &pg->ctl[tx], tx ? d1 : d0, size[tx], 0);
 	ipc__ring_init(&s->rx, &pg->ctl[rx], rx ? d1 : d0, size[rx], c->max_msg);
 	s->peer_max = peer_max < c->max_msg ? peer_max : c->max_msg;
+	s->wake_pos = s->rx.pos;
+	s->wake_batch = size[rx] / 8;
 	s->tx_checked = coarse_ns();
 }
 
@@ -579,11 +583,26 @@ static inline void shm_wake_reader(struct shm *s)
 	}
 }
 
-/* Reader: after freeing space, wake a writer that sleeps on a full ring. */
+/*
+ * Reader: after freeing space, wake a writer that sleeps on a full ring.
+ * The sure check needs a full fence (Dekker with the writer's "wsleep = 1,
+ * fence, look at the tail"), which would cost more than the rest of a small
+ * receive. So it is made only once per wake_batch bytes consumed (an
+ * eighth of the ring) and whenever we have caught up with the head we last
+ * saw; in between, a plain load of wsleep catches nearly every sleeper at
+ * once. Like a socket's write-space watermark, a writer asleep on a full
+ * ring is thus woken at the latest once the reader has freed an eighth of
+ * the ring or emptied it. (The stress test in tests/test_shm.c runs
+ * writers that sleep on a full ring against readers that pause.)
+ */
 static inline void shm_wake_writer(struct shm *s)
 {
 	if (!atomic_load_explicit(&s->rx.ctl->wwait, memory_order_relaxed))
 		return;
+	if (s->rx.pos - s->wake_pos < s->wake_batch && s->rx.pos != s->rx.cache &&
+	    !atomic_load_explicit(&s->rx.ctl->wsleep, memory_order_relaxed))
+		return;
+	s->wake_pos = s->rx.pos;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->rx.ctl->wsleep, memory_order_relaxed) &&
 	    atomic_exchange(&s->rx.ctl->wsleep, 0)) {
