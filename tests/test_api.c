@@ -22,6 +22,9 @@ static const int api_errors[] = {
 };
 #define N_ERRORS (sizeof(api_errors) / sizeof(api_errors[0]))
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(api, .fini = tu_leak_check);
+
 Test(api, strerror_every_error)
 {
 	const char *seen[N_ERRORS];

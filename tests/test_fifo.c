@@ -63,6 +63,9 @@ static void reap_ok(pid_t pid)
 		  tu_tag, tu_status_str(status, st, sizeof(st)));
 }
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(fifo, .fini = tu_leak_check);
+
 Test(fifo, mode_and_removal, .timeout = 30)
 {
 	char suf[MAX_NAMES][32], name[64], url[160], path[160], buf[8];

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "util.h"
 
 static const ipc_opts small = { .max_msg = 256, .capacity = 4 };
 
@@ -56,6 +57,9 @@ static bool any_queue(const char *url)
 {
 	return queue_exists(url, ".s2c") || queue_exists(url, ".c2s");
 }
+
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(mq, .fini = tu_leak_check);
 
 Test(mq, limits_from_proc, .timeout = 10)
 {

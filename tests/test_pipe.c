@@ -64,6 +64,9 @@ static void make_pipes(int p2c[2], int c2p[2])
 	cr_assert(pipe2(c2p, O_CLOEXEC) == 0);
 }
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(pipe, .fini = tu_leak_check);
+
 Test(pipe, adopt_after_exec, .timeout = 60)
 {
 	int p2c[2], c2p[2];
@@ -214,4 +217,40 @@ Test(pipe, pair_peer_killed, .timeout = 30)
 	T_EQ(ipc_send(a, "x", 1, 1000), -EPIPE);
 	tu_wait_child(pid, 5000);
 	ipc_close(a);
+}
+
+/* Pipe size: 128 KiB by default (a 64 KiB message and its header fit one
+ * write), exactly `capacity` (rounded to pages) when asked, and a refusal
+ * of an absurd capacity leaves the caller's descriptors open. */
+Test(pipe, capacity)
+{
+	int p[2], q[2];
+	char url[96];
+	ipc_chan *c = NULL;
+
+	snprintf(tu_tag, sizeof(tu_tag), "pipe/capacity");
+	make_pipes(p, q);
+	snprintf(url, sizeof(url), "pipe://%d,%d", p[0], q[1]);
+	T_OK(ipc_open(&c, url, IPC_CLIENT, NULL));
+	T_EQ(fcntl(q[1], F_GETPIPE_SZ), 128 * 1024);
+	ipc_close(c);
+	close(p[1]);
+	close(q[0]);
+
+	make_pipes(p, q);
+	snprintf(url, sizeof(url), "pipe://%d,%d?capacity=16K", p[0], q[1]);
+	T_OK(ipc_open(&c, url, IPC_CLIENT, NULL));
+	T_EQ(fcntl(q[1], F_GETPIPE_SZ), 16 * 1024);
+	ipc_close(c);
+	close(p[1]);
+	close(q[0]);
+
+	make_pipes(p, q);
+	snprintf(url, sizeof(url), "pipe://%d,%d?capacity=2G", p[0], q[1]);
+	T_EQ(ipc_open(&c, url, IPC_CLIENT, NULL), -EMSGSIZE);
+	cr_assert(fd_open(p[0]) && fd_open(q[1]), "a refused adoption closed the caller's fds");
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
 }

@@ -219,6 +219,9 @@ static void proto_hello_bytes(bool tcp)
 	teardown(&r);
 }
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(proto, .fini = tu_leak_check);
+
 Test(proto, hello_bytes_unix) { proto_hello_bytes(false); }
 Test(proto, hello_bytes_tcp) { proto_hello_bytes(true); }
 

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "util.h"
 
 static const char *wait_names[] = { "adaptive", "block", "spin" };
 
@@ -122,6 +123,9 @@ static void drain_empty(ipc_chan *b, int extra)
 }
 
 /* ---- basics through ipc_pair ---- */
+
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(shm, .fini = tu_leak_check);
 
 Test(shm, pair_sizes_and_boundaries)
 {

@@ -79,6 +79,9 @@ static void server_roundtrip(const char *url, const char *want_prefix)
 	reap(pid);
 }
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(tcp, .fini = tu_leak_check);
+
 Test(tcp, port_zero_resolved)
 {
 	snprintf(tu_tag, sizeof(tu_tag), "tcp/port0");

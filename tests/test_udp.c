@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "util.h"
 
 #define UDP_MAX 65507
 
@@ -52,6 +53,9 @@ static int free_port(void)
 	close(fd);
 	return ntohs(sa.sin_port);
 }
+
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(udp, .fini = tu_leak_check);
 
 Test(udp, port_zero_resolves, .timeout = 10)
 {

@@ -66,6 +66,9 @@ static bool running_as_root(void)
 	return geteuid() == 0;
 }
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(unix, .fini = tu_leak_check);
+
 Test(unix, abstract_other_uid_refused, .timeout = 60)
 {
 	ipc_chan *s = NULL;

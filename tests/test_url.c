@@ -49,6 +49,9 @@ static char *rep(char ch, size_t n)
 	return s;
 }
 
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(url, .fini = tu_leak_check);
+
 Test(url, unknown_scheme)
 {
 	open_fails("nosuch://x", -EPROTONOSUPPORT);
@@ -288,6 +291,9 @@ static void parse_fails(const char *url, int want)
 }
 
 #if IPC_HAVE_TCP
+/* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
+TestSuite(url_parse, .fini = tu_leak_check);
+
 Test(url_parse, hostport)
 {
 	ipc_url *u = calloc(1, sizeof(*u));

@@ -26,6 +26,10 @@ extern char tu_tag[64];
 pid_t tu_test_pid(void);
 
 /* "ipck-<pid>-<n>" with a fresh n on each call. */
+/* A suite's fini: fails the test if LeakSanitizer finds a leak (no-op
+ * without -Db_sanitize=address). See sanitize.c. */
+void tu_leak_check(void);
+
 void tu_name(char *buf, size_t cap);
 
 /* A fresh server URL of the given form for backend be:

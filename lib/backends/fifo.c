@@ -10,7 +10,8 @@
  * on .c2s: a name pair whose lock is free belongs to a dead server and is
  * reclaimed; a locked one gives -EADDRINUSE. A client holds a lock on
  * .s2c so a second client is refused. Peer death: EOF on read, POLLERR on
- * write. Framing from lib/stream.c; writes never raise SIGPIPE.
+ * write. Framing from lib/stream.c; writes never raise SIGPIPE. Each side
+ * sizes the FIFO it reads to `capacity` (default 128 KiB, ipc__pipe_size).
  */
 #include "backend.h"
 #include "posix/fdio.h"
@@ -221,7 +222,9 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 	} else if ((r = client_connect(f, c->cfg.connect_timeout_ms, &rfd, &wfd)) < 0) {
 		return r;
 	}
-	if ((r = ipc__stream_init(c, rfd, wfd, false)) < 0)
+	/* each side sizes the FIFO it reads */
+	if ((r = ipc__pipe_size(rfd, c->cfg.capacity)) < 0 ||
+	    (r = ipc__stream_init(c, rfd, wfd, false)) < 0)
 		goto fail;
 	f->s.release = fifo_release;
 	f->s.pending_fd = rfd;

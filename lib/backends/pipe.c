@@ -8,7 +8,8 @@
  * program you exec. After fork, each process closes the end it does not
  * use, or EOF (peer death) is never seen. Framing from lib/stream.c; the
  * write end is nonblocking and SIGPIPE is never raised (lib/posix/fdio.c).
- * The pipe capacity can be set with `capacity` (F_SETPIPE_SZ).
+ * The pipe size is `capacity` (F_SETPIPE_SZ), by default 128 KiB where the
+ * kernel allows (see ipc__pipe_size).
  */
 #include "backend.h"
 #include "posix/fdio.h"
@@ -25,11 +26,8 @@ struct pipe_chan {
 static int adopt(ipc_chan *c, int rfd, int wfd)
 {
 	int r;
-	if (c->cfg.capacity) {
-		if (fcntl(wfd, F_SETPIPE_SZ, (int)(c->cfg.capacity > (1u << 30) ? (1u << 30)
-								  : c->cfg.capacity)) < 0)
-			return -errno;
-	}
+	if ((r = ipc__pipe_size(wfd, c->cfg.capacity)) < 0)
+		return r;
 	if ((r = ipc__set_nonblock(rfd, false)) < 0 || (r = ipc__set_nonblock(wfd, true)) < 0)
 		return r;
 	return ipc__stream_init(c, rfd, wfd, false);

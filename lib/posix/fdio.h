@@ -33,6 +33,14 @@ ssize_t ipc__pipe_writev(int fd, const struct iovec *iov, int n, bool sigpipe_ig
 /* True when SIGPIPE's disposition is SIG_IGN in this process. */
 bool ipc__sigpipe_ignored(void);
 
+/* Size the pipe (or FIFO) behind fd: to capacity bytes when asked (the
+ * kernel rounds up to a power of two pages; -errno when it refuses, e.g.
+ * -EPERM above /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE), else
+ * to IPC_PIPE_DEFAULT when the kernel allows it, the default size left
+ * alone otherwise. */
+#define IPC_PIPE_DEFAULT (128 * 1024)
+int ipc__pipe_size(int fd, size_t capacity);
+
 /* -ENAMETOOLONG when strlen(path) + extra > max, -EINVAL when not absolute. */
 int ipc__check_path(const char *path, size_t extra, size_t max);
 
