@@ -19,7 +19,7 @@ if [ -z "$bench" ]; then
 		if [ -n "$c" ] && [ -x "$c" ]; then bench=$c; break; fi
 	done
 fi
-if [ -z "$bench" ] || [ ! -x "$bench" ]; then
+if [ -z "$bench" ] || [ ! -f "$bench" ] || [ ! -x "$bench" ]; then
 	echo "hyperfine.sh: ipckit-bench not found; pass its path" >&2
 	exit 2
 fi
