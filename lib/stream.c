@@ -53,7 +53,8 @@ int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
 	s->sigpipe_ignored = is_sock || ipc__sigpipe_ignored();
 	s->pending_fd = -1;
 	s->epfd = s->evfd = -1;
-	if (!(s->rbuf = malloc(IPC_RBUF_SIZE)))
+	/* (+ a frame header: recv_direct may keep a header and 64 KiB) */
+	if (!(s->rbuf = malloc(IPC_RBUF_SIZE + IPC_FRAME_HDR)))
 		return -ENOMEM;
 	if (pthread_mutex_init(&s->lock, NULL) != 0) {
 		free(s->rbuf);
@@ -348,20 +349,21 @@ int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline d
 
 /* ---- reading ---- */
 
-/* One read of up to n bytes into p: > 0 bytes, 0 at EOF, or -errno. */
-static ssize_t read_some(struct ipc_stream *s, void *p, size_t n, ipc_deadline dl)
+/* One read into the iovec: > 0 bytes, 0 at EOF, or -errno. */
+static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline dl)
 {
 	for (;;) {
 		ssize_t r;
 		if (s->is_sock) {
-			r = recv(s->rfd, p, n, dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+			r = recvmsg(s->rfd, &mh, dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
 		} else {
 			if (dl != IPC_FOREVER) {
 				int w = ipc__wait_fd(s->rfd, POLLIN, dl);
 				if (w < 0)
 					return w;
 			}
-			r = read(s->rfd, p, n);
+			r = readv(s->rfd, iov, n);
 		}
 		if (r >= 0)
 			return r;
@@ -376,6 +378,19 @@ static ssize_t read_some(struct ipc_stream *s, void *p, size_t n, ipc_deadline d
 		if (w < 0)
 			return w;
 	}
+}
+
+/* One read of up to n bytes into p: > 0 bytes, 0 at EOF, or -errno. */
+static ssize_t read_some(struct ipc_stream *s, void *p, size_t n, ipc_deadline dl)
+{
+	struct iovec iov = { p, n };
+	return read_iov(s, &iov, 1, dl);
+}
+
+static void saw_eof(struct ipc_stream *s)
+{
+	s->eof = true;
+	atomic_store_explicit(&s->peer_gone, true, memory_order_relaxed);
 }
 
 /* Make at least need (<= IPC_RBUF_SIZE) bytes available in rbuf.
@@ -394,8 +409,7 @@ static int fill(struct ipc_stream *s, size_t need, ipc_deadline dl)
 		if (r < 0)
 			return (int)r;
 		if (r == 0) {
-			s->eof = true;
-			atomic_store_explicit(&s->peer_gone, true, memory_order_relaxed);
+			saw_eof(s);
 			return -EPIPE;
 		}
 		s->rlen += (size_t)r;
@@ -503,7 +517,91 @@ static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 	free(s->part);
 	s->part = NULL;
 	s->part_len = s->part_got = 0;
+	s->big = len >= IPC_BIG_MSG;
 	return (ssize_t)len;
+}
+
+/* The rest of a len-byte message of which got bytes are in buf already,
+ * read straight into buf. A timeout keeps what arrived (part). */
+static ssize_t read_rest(struct ipc_stream *s, void *buf, size_t len, size_t got, ipc_deadline dl)
+{
+	while (got < len) {
+		ssize_t n = read_some(s, (char *)buf + got, len - got, dl);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			saw_eof(s);
+			return -EPIPE; /* the peer died mid-message */
+		}
+		if (n == -EAGAIN || n == -ETIMEDOUT) {
+			/* keep what arrived for the next call */
+			if (!(s->part = malloc(len))) {
+				dl = IPC_FOREVER;
+				continue;
+			}
+			memcpy(s->part, buf, got);
+			s->part_len = len;
+			s->part_got = got;
+		}
+		return n;
+	}
+	s->big = len >= IPC_BIG_MSG;
+	return (ssize_t)len;
+}
+
+/*
+ * Large-message mode (the last message was at least IPC_BIG_MSG bytes, the
+ * read buffer is empty, the caller's buffer is large): one read puts the
+ * next frame's header in rbuf and up to 64 KiB of what follows straight
+ * into the caller's buffer, saving the copy through rbuf and, for a 64 KiB
+ * message, a second read. Whatever landed in buf beyond the message (the
+ * next frames, when the peer sent small ones after all) is moved to rbuf,
+ * which was empty. *more is set when the header is not complete yet: the
+ * buffered path carries on with the bytes kept in rbuf.
+ */
+static ssize_t recv_direct(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl, bool *more)
+{
+	struct ipc_stream *s = S(c);
+	size_t lim = cap < IPC_RBUF_SIZE ? cap : IPC_RBUF_SIZE;
+	struct iovec iov[2] = { { s->rbuf, IPC_FRAME_HDR }, { buf, lim } };
+	ssize_t n = read_iov(s, iov, 2, dl);
+	*more = false;
+	if (n < 0)
+		return n;
+	if (n == 0) {
+		saw_eof(s);
+		return -EPIPE;
+	}
+	s->rpos = 0;
+	if ((size_t)n < IPC_FRAME_HDR) {
+		s->rlen = (size_t)n;
+		*more = true;
+		return 0;
+	}
+	size_t got = (size_t)n - IPC_FRAME_HDR;
+	uint32_t len = get_le32(s->rbuf);
+	if (len > c->max_msg) {
+		s->rlen = 0;
+		return broken(s);
+	}
+	if (len > cap) {
+		/* keep the message for a larger buffer: header and the bytes
+		 * read so far (got <= 64 KiB: rbuf has room for both) */
+		memcpy(s->rbuf + IPC_FRAME_HDR, buf, got);
+		s->rlen = IPC_FRAME_HDR + got;
+		c->need_len = len;
+		return -EMSGSIZE;
+	}
+	if (got >= len) {
+		s->rlen = got - len;
+		memcpy(s->rbuf, (char *)buf + len, s->rlen);
+		s->big = len >= IPC_BIG_MSG;
+		return len;
+	}
+	s->rlen = 0;
+	return read_rest(s, buf, len, got, dl);
 }
 
 ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
@@ -518,6 +616,12 @@ ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 		return finish(s, r);
 	if (s->part)
 		return finish(s, recv_part(c, buf, cap, dl));
+	if (s->big && s->rpos == s->rlen && cap >= IPC_BIG_MSG) {
+		bool more;
+		ssize_t n = recv_direct(c, buf, cap, dl, &more);
+		if (!more)
+			return finish(s, n);
+	}
 	if ((r = fill(s, IPC_FRAME_HDR, dl)) < 0) {
 		if (r == -EPIPE && s->rlen > s->rpos)
 			s->rpos = s->rlen; /* a torn header from a dead peer */
@@ -545,36 +649,14 @@ ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 		s->rpos += IPC_FRAME_HDR + (size_t)len;
 		if (s->rpos == s->rlen)
 			s->rpos = s->rlen = 0;
+		s->big = len >= IPC_BIG_MSG;
 		return finish(s, (ssize_t)len);
 	}
 	/* large message: take what is buffered, read the rest straight into
 	 * the caller's buffer */
 	memcpy(buf, s->rbuf + s->rpos + IPC_FRAME_HDR, avail);
 	s->rpos = s->rlen = 0;
-	size_t got = avail;
-	while (got < len) {
-		ssize_t n = read_some(s, (char *)buf + got, len - got, dl);
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n == 0) {
-			s->eof = true;
-			return finish(s, -EPIPE); /* the peer died mid-message */
-		}
-		if (n == -EAGAIN || n == -ETIMEDOUT) {
-			/* keep what arrived for the next call */
-			if (!(s->part = malloc(len))) {
-				dl = IPC_FOREVER;
-				continue;
-			}
-			memcpy(s->part, buf, got);
-			s->part_len = len;
-			s->part_got = got;
-		}
-		return finish(s, n);
-	}
-	return finish(s, (ssize_t)len);
+	return finish(s, read_rest(s, buf, len, avail, dl));
 }
 
 int ipc__stream_fd(ipc_chan *c)

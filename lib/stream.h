@@ -23,6 +23,9 @@
 #define IPC_HELLO_LEN 16
 #define IPC_FRAME_HDR 4
 #define IPC_RBUF_SIZE (64 * 1024)
+/* After a message of at least this size, receives read the next payload
+ * straight into the caller's buffer (see recv_direct in stream.c). */
+#define IPC_BIG_MSG (16 * 1024)
 
 struct ipc_stream {
 	int rfd, wfd;            /* equal for sockets; -1 until attached */
@@ -46,6 +49,7 @@ struct ipc_stream {
 	bool eof;                /* read() returned 0 or the peer is gone */
 	atomic_bool peer_gone;   /* eof, visible to the sending thread */
 	int rerr;                /* sticky receive error (-EPROTO) */
+	bool big;                /* the last message was >= IPC_BIG_MSG bytes */
 	unsigned char *part;     /* a message interrupted by a timeout */
 	size_t part_len, part_got;
 	/* send side */
