@@ -5,6 +5,9 @@
  * Hot path: one writev per message (header + payload); receives read into
  * a 64 KiB buffer so several small frames cost one read, and a payload
  * larger than what is buffered is read straight into the caller's buffer.
+ * After a large message (>= 16 KiB) the next read goes to the caller's
+ * buffer at once (recv_direct), so a 64 KiB message costs one read and no
+ * copy through the buffer.
  * With timeout -1 the descriptors are used blocking (one system call);
  * finite timeouts poll first (sockets use MSG_DONTWAIT per call).
  *
