@@ -163,6 +163,11 @@ static int64_t coarse_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int shm_cpus(void)
+{
+	return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 static uint64_t page_size(void)
 {
 	long p = sysconf(_SC_PAGESIZE);
@@ -300,6 +305,71 @@ static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline 
 /* ---- server side of the rendezvous ---- */
 
 /* conn sent a complete hello in s->hs: build the mapping and answer. */
+/*
+ * Asymmetric fences. After each index update a writer must not miss a
+ * reader that is going to sleep: classically both sides issue a full fence
+ * (Dekker), which costs the writer a drained store buffer per message, half
+ * of a small message's cost across two CPUs. Towards a reader in adaptive
+ * mode (which sleeps only after spinning) the fence moves to the reader:
+ * about to sleep, it stores rsleep and calls membarrier(GLOBAL_EXPEDITED),
+ * which runs a full barrier on every CPU that runs a thread of a process
+ * registered for it; a writer whose process is registered then only needs
+ * a compiler barrier between its head store and its rsleep load. A writer
+ * whose process is not registered (membarrier missing, or refused) keeps
+ * the fence, so correctness never depends on the peer's registration.
+ * Every process that uses shm registers once; a forked child is registered
+ * again by an atfork handler (the kernel keeps the state across fork only
+ * in some versions).
+ */
+static atomic_int shm_mb;       /* 1 registered, -1 unavailable, 0 not tried */
+static pthread_once_t shm_mb_once = PTHREAD_ONCE_INIT;
+
+static bool shm_mb_register(void)
+{
+	long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	return q >= 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+	       (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+	       syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+static void shm_mb_child(void)
+{
+	if (atomic_load(&shm_mb) == 1 && !shm_mb_register())
+		atomic_store(&shm_mb, -1);
+}
+
+static void shm_mb_init(void)
+{
+	atomic_store(&shm_mb, shm_mb_register() ? 1 : -1);
+	if (atomic_load(&shm_mb) == 1 && pthread_atfork(NULL, NULL, shm_mb_child) != 0)
+		atomic_store(&shm_mb, -1);
+}
+
+static bool shm_mb_ready(void)
+{
+	pthread_once(&shm_mb_once, shm_mb_init);
+	return atomic_load(&shm_mb) == 1;
+}
+
+/* rwait of a ring whose reader waits in mode wait (see shm_ring.h). */
+static uint32_t shm_rwait_for(int wait)
+{
+	if (wait == IPC_WAIT_SPIN)
+		return IPC_RWAIT_NEVER;
+	if (wait == IPC_WAIT_ADAPTIVE && shm_cpus() > 1 && shm_mb_ready())
+		return IPC_RWAIT_MEMBARRIER;
+	return IPC_RWAIT_FENCE;
+}
+
+/* Reader about to sleep on a ring marked IPC_RWAIT_MEMBARRIER (after its
+ * rsleep store and fence): make the writers' earlier head stores visible.
+ * False if the kernel refused, in which case the caller must not sleep
+ * for long. */
+static bool shm_reader_barrier(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
 static int shm_serve(ipc_chan *c, int conn)
 {
 	struct shm *s = S(c);
@@ -340,12 +410,12 @@ static int shm_serve(ipc_chan *c, int conn)
 	pg->ring_size[1] = size[1];
 	pg->max_msg[0] = c->max_msg;
 	pg->max_msg[1] = h.max_msg;
-	/* who may sleep: ring 0 is written by us, read by the client */
+	/* who may sleep, and how: ring 0 is written by us, read by the client */
 	bool we_sleep = c->cfg.wait != IPC_WAIT_SPIN, they_sleep = h.wait != IPC_WAIT_SPIN;
 	atomic_store(&pg->ctl[0].wwait, we_sleep);
-	atomic_store(&pg->ctl[0].rwait, they_sleep);
+	atomic_store(&pg->ctl[0].rwait, shm_rwait_for(h.wait));
 	atomic_store(&pg->ctl[1].wwait, they_sleep);
-	atomic_store(&pg->ctl[1].rwait, we_sleep);
+	atomic_store(&pg->ctl[1].rwait, shm_rwait_for(c->cfg.wait));
 
 	struct shm_welcome w = { .magic = "IPCKSHMs", .version = IPC_SHM_VERSION,
 				 .size = sizeof(w), .max_msg = c->max_msg, .hdr_size = hdr,
@@ -571,11 +641,15 @@ static bool shm_peer_gone(struct shm *s, bool sock_too)
  * reader sees our head. */
 static inline void shm_wake_reader(struct shm *s)
 {
-	/* a reader in spin mode never sleeps: no fence (see ipc_ring_ctl.rwait) */
+	/* a reader in spin mode never sleeps: no fence (see ipc_ring_ctl.rwait);
+	 * one in adaptive mode issues membarrier before it sleeps: no fence if
+	 * this process is registered (see shm_mb above) */
 	atomic_signal_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&s->tx.ctl->rwait, memory_order_relaxed))
+	uint32_t rw = atomic_load_explicit(&s->tx.ctl->rwait, memory_order_relaxed);
+	if (rw == IPC_RWAIT_NEVER)
 		return;
-	atomic_thread_fence(memory_order_seq_cst);
+	if (rw != IPC_RWAIT_MEMBARRIER || atomic_load_explicit(&shm_mb, memory_order_relaxed) != 1)
+		atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->tx.ctl->rsleep, memory_order_relaxed) &&
 	    atomic_exchange(&s->tx.ctl->rsleep, 0)) {
 		/* EAGAIN: the pipe is full of doorbells already */
@@ -711,6 +785,11 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 		}
 		atomic_store(flag, 1);
 		atomic_thread_fence(memory_order_seq_cst);
+		/* a writer towards us may skip its fence: make up for it */
+		bool nap = data &&
+			   atomic_load_explicit(&ring->ctl->rwait, memory_order_relaxed) ==
+				   IPC_RWAIT_MEMBARRIER &&
+			   !shm_reader_barrier();
 		if (data ? ipc__ring_nonempty(ring) : (r = ipc__ring_space(ring, space)) < 0 ||
 							(uint64_t)r >= space) {
 			if (!fdm)
@@ -721,7 +800,7 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 			return -EPIPE;
 		if (atomic_load(&s->err))
 			return -EPROTO;
-		if (data && !fdm && dl == IPC_FOREVER) {
+		if (data && !fdm && dl == IPC_FOREVER && !nap) {
 			/* one system call: a doorbell, or EOF when the peer died */
 			char b[256];
 			ssize_t k = read(s->efd_rx, b, sizeof(b));
@@ -737,7 +816,16 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 			{ s->sock, data ? POLLRDHUP : POLLIN | POLLRDHUP, 0 },
 			{ s->efd_rx, POLLIN, 0 },
 		};
-		int n = ipc__wait_fds(p, data ? 2 : 1, dl);
+		/* (membarrier refused: a wake-up may be missed, look again soon) */
+		ipc_deadline wdl = dl;
+		if (nap) {
+			ipc_deadline soon = ipc__deadline(1);
+			if (dl == IPC_FOREVER || soon < dl)
+				wdl = soon;
+		}
+		int n = ipc__wait_fds(p, data ? 2 : 1, wdl);
+		if (n < 0 && wdl != dl && (n == -ETIMEDOUT || n == -EAGAIN))
+			continue;
 		if (n < 0) {
 			atomic_store_explicit(flag, 0, memory_order_relaxed);
 			return n;
@@ -1229,14 +1317,18 @@ static void shm_fd_update(struct shm *s)
 	ep_set(s->epfd, s->sock, EPOLLRDHUP);
 	ep_set(s->epfd, s->efd_rx, EPOLLIN);
 	ep_set(s->epfd, s->selfd, EPOLLIN);
-	if (!atomic_load(&s->rx.ctl->rwait)) {
-		/* a spin-mode reader: from now on the peer must signal. The peer
-		 * checks rwait right after each index update without a fence, so
-		 * a global barrier orders its pending updates before our look at
-		 * the ring (asymmetric Dekker). Without membarrier the level is
-		 * not kept: the descriptor stays readable. */
-		atomic_store(&s->rx.ctl->rwait, 1);
-		if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) < 0)
+	uint32_t rw = atomic_load(&s->rx.ctl->rwait);
+	if (rw != IPC_RWAIT_FENCE) {
+		/* A spin-mode reader (from now on the peer must signal), or an
+		 * adaptive one (the level is re-armed after every receive: a
+		 * membarrier each time would cost more than the peer's fence).
+		 * The peer looks at rwait right after each index update without
+		 * a fence, so a global barrier orders its pending updates before
+		 * our look at the ring (asymmetric Dekker). Without membarrier
+		 * the level is not kept: the descriptor stays readable. */
+		atomic_store(&s->rx.ctl->rwait, IPC_RWAIT_FENCE);
+		if ((rw != IPC_RWAIT_MEMBARRIER || !shm_reader_barrier()) &&
+		    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) < 0)
 			s->fd_sloppy = true;
 	}
 	atomic_store(&s->fd_mode, true);
@@ -1267,11 +1359,6 @@ static int shm_fd(ipc_chan *c)
 /* Online CPUs: adaptive waiting never spins on a single-CPU machine. (Not
  * this thread's affinity: a process pinned to one CPU may well have its
  * peer on another, and spinning then is what pays.) */
-static int shm_cpus(void)
-{
-	return (int)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 static int shm_prepare(ipc_chan *c, int role)
 {
 	struct shm *s = S(c);
@@ -1285,6 +1372,7 @@ static int shm_prepare(ipc_chan *c, int role)
 		s->spin_ns = -1;
 	else
 		s->spin_ns = shm_cpus() > 1 ? SHM_SPIN_NS : 0;
+	(void)shm_mb_ready(); /* register this process before it writes */
 	if (pthread_mutex_init(&s->lock, NULL) != 0)
 		return -ENOMEM;
 	s->lock_init = true;

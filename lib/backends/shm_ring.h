@@ -42,13 +42,21 @@ struct ipc_ring_ctl {
 	_Alignas(IPC_SHM_LINE) _Atomic uint64_t tail;   /* written by the reader */
 	_Alignas(IPC_SHM_LINE) _Atomic uint32_t rsleep; /* reader asleep (set by reader, cleared by writer) */
 	_Alignas(IPC_SHM_LINE) _Atomic uint32_t wsleep; /* writer asleep (set by writer, cleared by reader) */
-	/* Read-mostly: may this ring's reader / writer ever sleep? 0 for an
-	 * end in spin mode: its peer then skips the fence and the flag check
-	 * after each index update. Set by the server at creation; a reader
-	 * switches 0 -> 1 only with a global memory barrier (membarrier). */
+	/* Read-mostly: may this ring's reader ever sleep, and how does it
+	 * pair with the writer (IPC_RWAIT_*)? Set by the server at creation
+	 * from the reader's wait mode; a reader lowers it to IPC_RWAIT_FENCE
+	 * (ipc_fd) only followed by a global memory barrier (membarrier). */
 	_Alignas(IPC_SHM_LINE) _Atomic uint32_t rwait;
+	/* May this ring's writer sleep on a full ring? 0 for spin mode. */
 	_Atomic uint32_t wwait;
 };
+
+/* rwait values. NEVER: a spin-mode reader; the writer skips the fence and
+ * the rsleep check after each index update. FENCE: the writer fences, then
+ * checks rsleep (Dekker with the reader's fence). MEMBARRIER: the reader
+ * calls membarrier(GLOBAL_EXPEDITED) before it sleeps; a writer whose
+ * process is registered for it checks rsleep without a fence. */
+enum { IPC_RWAIT_NEVER = 0, IPC_RWAIT_FENCE = 1, IPC_RWAIT_MEMBARRIER = 2 };
 
 /* The header page at offset 0 of the memfd. */
 struct ipc_shm_page {
