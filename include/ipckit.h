@@ -6,7 +6,10 @@
  * A failed call has no side effects. Handles are opaque. Closing NULL is a
  * no-op. Timeouts are in milliseconds: -1 waits forever, 0 never blocks
  * (-EAGAIN when it would), > 0 gives up with -ETIMEDOUT. EINTR is retried
- * internally with the remaining time. No call ever raises SIGPIPE.
+ * internally with the remaining time. No call ever raises SIGPIPE (for
+ * pipe and fifo channels: as long as SIGPIPE is not changed from SIG_IGN
+ * back to a handler or SIG_DFL while the channel is open; see
+ * docs/backends/fifo.md).
  *
  * Endpoints are named by URL, "scheme://address?key=value&...":
  *   tcp://host:port  tcp://[::1]:port   udp://host:port

@@ -21,6 +21,7 @@
 #include "ipckit.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -208,6 +209,11 @@ static inline bool ipc__expired(ipc_deadline dl)
 {
 	return dl != IPC_FOREVER && (dl == IPC_NOWAIT || ipc__now_ns() >= dl);
 }
+
+/* lib/core.c: lock m within dl (a channel's attach lock, which another
+ * thread may hold while it waits within its own deadline): 0, or
+ * -EAGAIN/-ETIMEDOUT when dl passes first. */
+int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline dl);
 
 /* Format "scheme://addr" into a malloc'd string (NULL on ENOMEM). */
 char *ipc__url_format(const char *scheme, const char *fmt, ...)

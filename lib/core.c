@@ -85,6 +85,22 @@ ipc_deadline ipc__deadline(int timeout_ms)
 	return ipc__now_ns() + (int64_t)timeout_ms * 1000000;
 }
 
+int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline dl)
+{
+	int r;
+	if (dl == IPC_FOREVER) {
+		r = pthread_mutex_lock(m);
+	} else if (dl == IPC_NOWAIT) {
+		r = pthread_mutex_trylock(m);
+	} else {
+		struct timespec ts = { (time_t)(dl / 1000000000), (long)(dl % 1000000000) };
+		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+	}
+	if (r == EBUSY || r == ETIMEDOUT)
+		return ipc__timeout_err(dl);
+	return -r;
+}
+
 int ipc__remaining_ms(ipc_deadline dl)
 {
 	if (dl == IPC_FOREVER)

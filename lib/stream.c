@@ -126,7 +126,7 @@ static int stash_rest(struct ipc_stream *s, const struct iovec *iov, int n, size
 static int map_write_err(struct ipc_stream *s, int r)
 {
 	if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
-		s->serr = -EPIPE;
+		atomic_store_explicit(&s->serr, -EPIPE, memory_order_relaxed);
 		return -EPIPE;
 	}
 	return r;
@@ -228,8 +228,11 @@ static int ensure_ready(ipc_chan *c, ipc_deadline dl)
 	struct ipc_stream *s = S(c);
 	if (atomic_load_explicit(&s->ready, memory_order_acquire))
 		return 0;
-	int r = 0;
-	pthread_mutex_lock(&s->lock);
+	/* the attach waits within the caller's deadline, and so does a second
+	 * thread (a sender while a receiver attaches) waiting for the lock */
+	int r = ipc__mutex_lock_dl(&s->lock, dl);
+	if (r < 0)
+		return r;
 	if (atomic_load_explicit(&s->ready, memory_order_relaxed))
 		goto out;
 	if (!s->hello_sent && s->wfd >= 0 && (r = ipc__stream_hello(c, dl)) < 0)
@@ -262,8 +265,9 @@ static int send_begin(ipc_chan *c, ipc_deadline dl)
 	int r = ensure_ready(c, dl);
 	if (r < 0)
 		return r;
-	if (s->serr)
-		return s->serr;
+	int se = atomic_load_explicit(&s->serr, memory_order_relaxed);
+	if (se)
+		return se;
 	/* the receive side saw EOF: the peer is gone, although TCP would
 	 * still accept bytes */
 	if (atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
@@ -424,7 +428,7 @@ static int fill(struct ipc_stream *s, size_t need, ipc_deadline dl)
 static int broken(struct ipc_stream *s)
 {
 	s->rerr = -EPROTO;
-	s->serr = -EPROTO;
+	atomic_store_explicit(&s->serr, -EPROTO, memory_order_relaxed);
 	if (s->is_sock && s->rfd >= 0)
 		shutdown(s->rfd, SHUT_RDWR);
 	return -EPROTO;
@@ -508,7 +512,7 @@ static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 		if (r < 0)
 			return r;
 		if (r == 0) {
-			s->eof = true;
+			saw_eof(s);
 			free(s->part);
 			s->part = NULL;
 			return -EPIPE; /* the peer died mid-message */
@@ -705,7 +709,7 @@ fail:
 void ipc__stream_close(ipc_chan *c)
 {
 	struct ipc_stream *s = S(c);
-	if (s->pend && s->wfd >= 0 && !s->serr)
+	if (s->pend && s->wfd >= 0 && !atomic_load(&s->serr))
 		flush_pend(s, ipc__deadline(CLOSE_FLUSH_MS));
 	if (s->release)
 		s->release(c);

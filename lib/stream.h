@@ -55,7 +55,7 @@ struct ipc_stream {
 	/* send side */
 	unsigned char *pend;     /* unsent tail of a message cut by a timeout */
 	size_t pend_len, pend_off;
-	int serr;                /* sticky send error (-EPIPE) */
+	atomic_int serr;         /* sticky send error (-EPIPE; -EPROTO set by the receiver) */
 	/* ipc_fd: epoll set of rfd and evfd, evfd signalled while whole
 	 * messages wait in rbuf. -1 until ipc_fd is first called. */
 	int epfd, evfd;

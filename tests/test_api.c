@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,3 +366,48 @@ Test(api, no_sigpipe_pipe)
 	ipc_close(a);
 }
 #endif
+
+/* While one thread waits (timeout -1) for a server channel's peer to
+ * arrive, another thread's send with timeout 0 returns -EAGAIN at once
+ * instead of waiting for the first thread's attach. The peer then comes
+ * and the waiting receive gets its message. */
+static ipc_chan *lk_chan;
+static ssize_t lk_got;
+
+static void *lk_receiver(void *arg)
+{
+	char buf[16];
+	(void)arg;
+	lk_got = ipc_recv(lk_chan, buf, sizeof(buf), -1);
+	return NULL;
+}
+
+Test(api, attach_lock_honours_each_threads_timeout, .timeout = 60)
+{
+	static const char *const bes[] = { "tcp", "unix", "fifo", "mq", "shm" };
+	for (size_t i = 0; i < sizeof(bes) / sizeof(bes[0]); i++) {
+		char url[128], curl[160];
+		ipc_chan *c = NULL;
+		ipc_info info;
+		pthread_t t;
+
+		if (!tu_url(url, sizeof(url), bes[i], false))
+			continue;
+		if (ipc_open(&lk_chan, url, IPC_SERVER, NULL) == -EPROTONOSUPPORT)
+			continue; /* not built */
+		snprintf(tu_tag, sizeof(tu_tag), "%s", bes[i]);
+		cr_assert_eq(pthread_create(&t, NULL, lk_receiver, NULL), 0);
+		tu_sleep_ms(50); /* (most often the receiver now holds the lock) */
+		/* Whether or not the receiver holds the attach lock yet, a
+		 * send that may not wait cannot succeed without a peer. */
+		T_EQ(ipc_send(lk_chan, "x", 1, 0), -EAGAIN);
+		T_OK(ipc_info_get(lk_chan, &info));
+		snprintf(curl, sizeof(curl), "%s", info.url);
+		T_OK(ipc_open(&c, curl, IPC_CLIENT, NULL));
+		T_OK(ipc_send(c, "hello", 5, 10000));
+		pthread_join(t, NULL);
+		T_EQ(lk_got, 5);
+		ipc_close(c);
+		ipc_close(lk_chan);
+	}
+}

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,4 +304,67 @@ Test(fifo, missing_directory)
 	tu_name(name, sizeof(name));
 	snprintf(url, sizeof(url), "fifo:///tmp/%s/no/such/dir/x", name);
 	T_EQ(ipc_open(&c, url, IPC_SERVER, NULL), -ENOENT);
+}
+
+/* A client that says hello and dies before the server's first call: the
+ * server's receive gives -EPIPE (it used to wait forever), and so does a
+ * send. */
+Test(fifo, client_died_after_hello, .timeout = 30)
+{
+	char url[128], buf[16];
+	ipc_chan *s = NULL;
+	pid_t pid;
+
+	cr_assert(tu_url(url, sizeof(url), "fifo", false));
+	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_chan *c = NULL;
+		_exit(ipc_open(&c, url, IPC_CLIENT, NULL) == 0 ? 0 : 1);
+	}
+	reap_ok(pid);
+	T_EQ(ipc_recv(s, buf, sizeof(buf), -1), -EPIPE);
+	T_EQ(ipc_send(s, "x", 1, -1), -EPIPE);
+	ipc_close(s);
+}
+
+/* Two servers reclaiming the same stale names at once: exactly one wins,
+ * the other gets -EADDRINUSE (a race: repeated to give it a chance). */
+static char race_url[128];
+static pthread_barrier_t race_bar;
+static int race_res[2];
+static ipc_chan *race_ch[2];
+
+static void *race_server(void *arg)
+{
+	long i = (long)arg;
+	pthread_barrier_wait(&race_bar);
+	race_res[i] = ipc_open(&race_ch[i], race_url, IPC_SERVER, NULL);
+	return NULL;
+}
+
+Test(fifo, reclaim_race_one_winner, .timeout = 60)
+{
+	char c2s[160], s2c[160];
+
+	cr_assert(tu_url(race_url, sizeof(race_url), "fifo", false));
+	snprintf(c2s, sizeof(c2s), "%s.c2s", race_url + 7);
+	snprintf(s2c, sizeof(s2c), "%s.s2c", race_url + 7);
+	for (int it = 0; it < 500; it++) {
+		pthread_t t[2];
+		cr_assert(mkfifo(c2s, 0600) == 0 && mkfifo(s2c, 0600) == 0); /* stale pair */
+		pthread_barrier_init(&race_bar, NULL, 2);
+		for (long i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, race_server, (void *)i);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&race_bar);
+		int wins = (race_res[0] == 0) + (race_res[1] == 0);
+		cr_assert(wins == 1, "iteration %d: results %d and %d", it, race_res[0], race_res[1]);
+		cr_assert(race_res[0] == -EADDRINUSE || race_res[1] == -EADDRINUSE);
+		ipc_close(race_ch[race_res[0] == 0 ? 0 : 1]);
+		/* the winner never attached: its close removed the names */
+		cr_assert(access(c2s, F_OK) != 0 && access(s2c, F_OK) != 0);
+	}
 }

@@ -465,3 +465,52 @@ Test(mq, server_waits_for_client_within_timeout, .timeout = 10)
 	ipc_close(s);
 	cr_assert(!any_queue(url));
 }
+
+/* The server learns the client's max_msg from its hello and refuses a
+ * larger message with -EMSGSIZE (the client could never receive it). */
+Test(mq, server_respects_client_max_msg, .timeout = 10)
+{
+	char url[96], buf[1000] = { 0 };
+	ipc_chan *s, *c;
+	ipc_opts so = { .max_msg = 1000, .capacity = 2 }, co = { .max_msg = 100, .capacity = 2 };
+
+	mkurl(url, sizeof url, "peermax");
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &so), 0);
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &co), 0);
+	cr_assert_eq(ipc_send(c, "hi", 2, 1000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 1000), 2);
+	cr_assert_eq(ipc_send(s, buf, 1000, 1000), -EMSGSIZE);
+	cr_assert_eq(ipc_send(s, buf, 100, 1000), 0);
+	cr_assert_eq(ipc_recv(c, buf, 100, 1000), 100);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+/* A client that sends and exits before the server's first call: its
+ * messages are delivered, then -EPIPE (they used to be dropped). */
+Test(mq, client_gone_before_attach_drained, .timeout = 20)
+{
+	char url[96], buf[64];
+	ipc_chan *s;
+
+	mkurl(url, sizeof url, "gone");
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_chan *c;
+		int ok = ipc_open(&c, url, IPC_CLIENT, &small) == 0;
+		for (int i = 0; ok && i < 3; i++)
+			ok = ipc_send(c, "hello", 5, 1000) == 0;
+		_exit(ok ? 0 : 1); /* without ipc_close: a crash */
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 5, "message %d", i);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), -EPIPE);
+	cr_assert_eq(ipc_send(s, "x", 1, 1000), -EPIPE);
+	ipc_close(s);
+	cr_assert(!any_queue(url), "queues left behind");
+}

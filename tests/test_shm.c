@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1062,4 +1064,160 @@ Test(shm, listener_several_clients)
 	ipc_listener_close(l);
 	struct stat st;
 	cr_assert_eq(stat(u + 6, &st), -1);
+}
+
+/* ---- regressions found in review ---- */
+
+/* A zero-length message committed after a reservation larger than the
+ * ring (the fragment path) is delivered, not dropped. */
+Test(shm, commit_zero_after_large_reserve)
+{
+	ipc_chan *a, *b;
+	void *p = NULL;
+	char buf[16];
+
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	cr_assert_eq(ipc_send_reserve(a, 8192, &p, 1000), 0);
+	cr_assert_eq(ipc_send_commit(a, 0), 0);
+	cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 1000), 0);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* ipc_sendv stops after a fragmented message whose tail it had to keep
+ * (timeout): nothing may be written between its fragments. */
+Test(shm, sendv_stops_behind_kept_tail)
+{
+	ipc_chan *a, *b;
+	char *big = malloc(3000), small[10], *buf = malloc(4096);
+
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	tu_fill(big, 3000, 7);
+	tu_fill(small, sizeof(small), 8);
+	memset(buf, 0, 1288);
+	cr_assert_eq(ipc_send(a, buf, 1288, 0), 0);
+	cr_assert_eq(ipc_send(a, buf, 1288, 0), 0);
+	ipc_msg v[2] = { { big, 3000 }, { small, sizeof(small) } };
+	int n = ipc_sendv(a, v, 2, 0);
+	cr_assert(n == 1 || n == -EAGAIN, "ipc_sendv = %d", n);
+	cr_assert_eq(ipc_recv(b, buf, 4096, 1000), 1288);
+	cr_assert_eq(ipc_recv(b, buf, 4096, 1000), 1288);
+	if (n == 1) {
+		/* the kept tail goes out first, with the next send */
+		cr_assert_eq(ipc_send(a, small, sizeof(small), 1000), 0);
+		cr_assert_eq(ipc_recv(b, buf, 4096, 1000), 3000);
+		cr_assert_eq(tu_check(buf, 3000, 7), -1);
+	} else {
+		cr_assert_eq(ipc_send(a, small, sizeof(small), 1000), 0);
+	}
+	cr_assert_eq(ipc_recv(b, buf, 4096, 1000), (ssize_t)sizeof(small));
+	cr_assert_eq(tu_check(buf, sizeof(small), 8), -1);
+	ipc_close(a);
+	ipc_close(b);
+	free(big);
+	free(buf);
+}
+
+/* A peer that floods the socket with 'w' doorbells cannot keep a blocked
+ * send past its timeout. The flood runs until the send returns: before
+ * the fix this test hung until Criterion's timeout. */
+static atomic_int flood_stop;
+static int flood_fd;
+
+static void *flood_main(void *arg)
+{
+	char w[4096];
+	(void)arg;
+	memset(w, 'w', sizeof(w));
+	while (!atomic_load(&flood_stop)) {
+		send(flood_fd, w, sizeof(w), MSG_DONTWAIT | MSG_NOSIGNAL);
+		sched_yield();
+	}
+	return NULL;
+}
+
+static int max_socket_fd(void)
+{
+	int best = -1;
+	for (int fd = 0; fd < 1024; fd++) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+			best = fd;
+	}
+	return best;
+}
+
+Test(shm, doorbell_flood_does_not_outlast_timeout, .timeout = 60)
+{
+	ipc_chan *a, *b;
+	char m[56] = { 0 };
+	pthread_t t;
+
+	/* b's end of the pair's socket is the newest socket */
+	int before = max_socket_fd();
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	flood_fd = max_socket_fd();
+	cr_assert(flood_fd > before, "no new socket");
+	while (ipc_send(a, m, sizeof(m), 0) == 0)
+		;
+	atomic_store(&flood_stop, 0);
+	cr_assert_eq(pthread_create(&t, NULL, flood_main, NULL), 0);
+	int r = ipc_send(a, m, sizeof(m), 100);
+	atomic_store(&flood_stop, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(r, -ETIMEDOUT);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* A writer asleep on a full ring is woken although the reader takes one
+ * message and then stops receiving (the reader's wake-up check is
+ * fence-less on most receives; the writer looks again 1 ms after it went
+ * to sleep). The writer waits forever: a lost wake-up hangs the test. */
+static ipc_chan *lw_a, *lw_b;
+static atomic_int lw_start, lw_done, lw_rdone, lw_res;
+#define LW_ITERS 20000
+
+static void *lw_writer(void *arg)
+{
+	char m[56] = { 0 };
+	(void)arg;
+	for (int it = 1; it <= LW_ITERS; it++) {
+		while (ipc_send(lw_a, m, sizeof(m), 0) == 0)
+			;
+		atomic_store(&lw_start, it);
+		atomic_store(&lw_res, ipc_send(lw_a, m, sizeof(m), -1));
+		atomic_store(&lw_done, it);
+		while (atomic_load(&lw_rdone) != it)
+			;
+	}
+	return NULL;
+}
+
+Test(shm, writer_woken_when_reader_stops, .timeout = 120)
+{
+	pthread_t t;
+	char buf[64];
+	unsigned seed = 1;
+
+	pair(&lw_a, &lw_b, IPC_WAIT_BLOCK, 4096);
+	cr_assert_eq(pthread_create(&t, NULL, lw_writer, NULL), 0);
+	for (int it = 1; it <= LW_ITERS; it++) {
+		while (atomic_load(&lw_start) != it)
+			;
+		int d = rand_r(&seed) % 2000;
+		for (volatile int i = 0; i < d; i++)
+			;
+		cr_assert_eq(ipc_recv(lw_b, buf, sizeof(buf), 0), 56);
+		/* stop receiving until the writer's send is through */
+		while (atomic_load(&lw_done) != it)
+			;
+		cr_assert_eq(atomic_load(&lw_res), 0, "iteration %d: %d", it, atomic_load(&lw_res));
+		while (ipc_recv(lw_b, buf, sizeof(buf), 0) == 56)
+			;
+		atomic_store(&lw_rdone, it);
+	}
+	pthread_join(t, NULL);
+	ipc_close(lw_a);
+	ipc_close(lw_b);
 }

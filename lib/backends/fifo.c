@@ -15,6 +15,7 @@
  */
 #include "backend.h"
 #include "posix/fdio.h"
+#include "posix/sock.h"
 #include "stream.h"
 
 #include <fcntl.h>
@@ -110,18 +111,20 @@ static int fifo_server_attach(ipc_chan *c, ipc_deadline dl)
 		}
 		int wfd = open_fifo(f->s2c, O_WRONLY);
 		if (wfd == -ENXIO) {
-			/* its reader is gone: the client died after its hello;
-			 * recv will drain what it sent, then see EOF */
-			ipc__sleep_ms(1, dl);
-			if (ipc__expired(dl))
-				return ipc__timeout_err(dl);
-			continue;
-		}
-		if (wfd < 0)
+			/* Its reader is gone: the client, which opens .s2c
+			 * before it says hello, closed or died since. Attach
+			 * without a write end: sends give -EPIPE, receives
+			 * drain what it sent, then see EOF. */
+			atomic_store(&f->s.serr, -EPIPE);
+			f->s.hello_sent = true; /* nobody to greet */
+			wfd = -1;
+		} else if (wfd < 0) {
 			return wfd;
+		}
 		int r = ipc__set_nonblock(f->s.rfd, false);
 		if (r < 0) {
-			close(wfd);
+			if (wfd >= 0)
+				close(wfd);
 			return r;
 		}
 		f->s.wfd = wfd;
@@ -196,10 +199,18 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 	snprintf(f->c2s, sizeof(f->c2s), "%s.c2s", u->path);
 	snprintf(f->s2c, sizeof(f->s2c), "%s.s2c", u->path);
 	int rfd = -1, wfd = -1;
+	int nlock = -1;
 	if (flags == IPC_SERVER) {
+		/* Create (or reclaim) and lock the names under a name lock, so
+		 * that a second server reclaiming at the same time cannot
+		 * unlink the pair we just made and make its own. */
+		if ((nlock = ipc__name_lock("fifo", u->path)) < 0)
+			return nlock;
 		f->server = true;
-		if ((r = server_create(f, c->cfg.mode)) < 0)
+		if ((r = server_create(f, c->cfg.mode)) < 0) {
+			close(nlock);
 			return r;
+		}
 		if ((rfd = open_fifo(f->c2s, O_RDONLY)) < 0 ||
 		    (f->lockfd = open_fifo(f->c2s, O_RDONLY)) < 0) {
 			r = rfd < 0 ? rfd : f->lockfd;
@@ -207,6 +218,17 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 		}
 		if (flock(f->lockfd, LOCK_EX | LOCK_NB) < 0) {
 			r = -EADDRINUSE; /* another server raced us to the names */
+			f->server = false; /* they are its names now: leave them */
+			goto fail;
+		}
+		/* Another server reclaiming a stale pair may have unlinked
+		 * ours between mkfifo and flock: the lock must be on the inode
+		 * that the name still refers to. */
+		struct stat ls, ns;
+		if (fstat(f->lockfd, &ls) < 0 || stat(f->c2s, &ns) < 0 || ls.st_ino != ns.st_ino ||
+		    ls.st_dev != ns.st_dev) {
+			r = -EADDRINUSE;
+			f->server = false; /* the names are not ours: leave them */
 			goto fail;
 		}
 		/* exact mode, whatever the umask */
@@ -219,6 +241,7 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 			goto fail;
 		}
 		close(sfd);
+		ipc__close_fd(&nlock);
 	} else if ((r = client_connect(f, c->cfg.connect_timeout_ms, &rfd, &wfd)) < 0) {
 		return r;
 	}
@@ -247,8 +270,10 @@ fail:
 	if (f->server) {
 		unlink(f->c2s);
 		unlink(f->s2c);
-		ipc__close_fd(&f->lockfd);
 	}
+	ipc__close_fd(&f->lockfd);
+	if (nlock >= 0)
+		close(nlock);
 	return r;
 }
 

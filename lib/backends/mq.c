@@ -54,6 +54,7 @@
  *   in a forked child sends no marker and removes no name.
  */
 #include "posix/fdio.h"
+#include "posix/sock.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -93,6 +94,7 @@ struct mq_chan {
 	atomic_bool ready;       /* handshake done */
 	atomic_bool gone;        /* peer exited or closed (life readable) */
 	atomic_bool eof;         /* recv returns -EPIPE from now on */
+	atomic_size_t peer_max;  /* server: the client's max_msg (0 until attached) */
 	atomic_int err;          /* sticky -EPROTO */
 	pthread_mutex_t alock;   /* serialises the server's attach */
 	pthread_mutex_t slock;   /* owns the stash buffer */
@@ -201,26 +203,7 @@ static int mq_names(struct mq_chan *m, const char *name)
 /* Bind the abstract socket that says "a live server owns this name". */
 static int mq_lock_take(const char *name)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t max = sizeof sa.sun_path - 1, len;
-	if (strlen(name) + 10 <= max) {
-		len = (size_t)snprintf(sa.sun_path + 1, max, "ipckit-mq:%s", name);
-	} else {
-		uint64_t h = 1469598103934665603ull; /* FNV-1a */
-		for (const char *p = name; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
-		len = (size_t)snprintf(sa.sun_path + 1, max, "ipckit-mq#%016llx",
-		                       (unsigned long long)h);
-	}
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0) {
-		int e = errno;
-		close(fd);
-		return e == EADDRINUSE ? -EADDRINUSE : -e;
-	}
-	return fd;
+	return ipc__name_lock("mq", name);
 }
 
 static int mq_pidfd(pid_t pid)
@@ -339,22 +322,9 @@ static int mq_idle(struct mq_chan *m, mqd_t q, short ev, ipc_deadline dl, bool *
 static int mq_attach(ipc_chan *c, ipc_deadline dl)
 {
 	struct mq_chan *m = MQ(c);
-	int r;
-	if (dl == IPC_FOREVER) {
-		r = pthread_mutex_lock(&m->alock);
-	} else if (dl == IPC_NOWAIT) {
-		r = pthread_mutex_trylock(&m->alock);
-	} else {
-		/* timedlock takes CLOCK_REALTIME (clocklock would be exact, but
-		 * the thread sanitizer does not know it) */
-		struct timespec ts;
-		mq_ts(m, dl, false, &ts);
-		r = pthread_mutex_timedlock(&m->alock, &ts);
-	}
-	if (r == EBUSY || r == ETIMEDOUT)
-		return ipc__timeout_err(dl);
-	if (r != 0)
-		return -r;
+	int r = ipc__mutex_lock_dl(&m->alock, dl);
+	if (r < 0)
+		return r;
 	if (atomic_load(&m->ready))
 		goto out;
 
@@ -380,11 +350,12 @@ static int mq_attach(ipc_chan *c, ipc_deadline dl)
 	if (r < 0) {
 		atomic_store(&m->err, r);
 	} else {
+		atomic_store(&m->peer_max, peer_max);
 		int fd = mq_pidfd(pid);
 		if (fd < 0) {
-			/* The client died after its hello: the channel is over. */
+			/* The client died (or closed) after its hello: sends give
+			 * -EPIPE; receives drain what it sent, then -EPIPE. */
 			atomic_store(&m->gone, true);
-			atomic_store(&m->eof, true);
 		} else {
 			pthread_mutex_lock(&m->evlock);
 			m->life = fd;
@@ -540,6 +511,11 @@ static int mqb_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
 	int r = mq_ready(c, dl);
 	if (r < 0)
 		return r;
+	/* (a client adopted the server's limit as its own max_msg at open;
+	 * the server learns the client's from its hello) */
+	size_t pm = atomic_load_explicit(&m->peer_max, memory_order_relaxed);
+	if (pm && len > pm)
+		return -EMSGSIZE;
 	for (;;) {
 		if (atomic_load_explicit(&m->eof, memory_order_relaxed) ||
 		    atomic_load_explicit(&m->gone, memory_order_relaxed))

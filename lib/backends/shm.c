@@ -553,17 +553,9 @@ static int shm_attach(ipc_chan *c, ipc_deadline dl)
 {
 	struct shm *s = S(c);
 	/* another thread may be attaching within its own, longer deadline */
-	int r;
-	if (dl == IPC_FOREVER) {
-		r = pthread_mutex_lock(&s->lock);
-	} else if (dl == IPC_NOWAIT) {
-		r = pthread_mutex_trylock(&s->lock);
-	} else {
-		struct timespec ts = { (time_t)(dl / 1000000000), (long)(dl % 1000000000) };
-		r = pthread_mutex_clocklock(&s->lock, CLOCK_MONOTONIC, &ts);
-	}
-	if (r != 0)
-		return ipc__timeout_err(dl);
+	int r = ipc__mutex_lock_dl(&s->lock, dl);
+	if (r < 0)
+		return r;
 	if (!atomic_load(&s->ready)) {
 		if (s->role == IPC_SERVER) {
 			r = shm_accept_on(c, s->lfd, dl);
@@ -778,6 +770,7 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 
 	/* sleep phase */
 	bool fdm = data && atomic_load(&s->fd_mode);
+	bool recheck = !data;  /* writer: look at the tail again soon once */
 	for (;;) {
 		if (fdm) {
 			fd_drain(s);
@@ -800,6 +793,13 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 			return -EPIPE;
 		if (atomic_load(&s->err))
 			return -EPROTO;
+		/* (the peer may send doorbells at will: they must not keep us
+		 * past dl, so the deadline is checked here, not only by poll) */
+		if (dl != IPC_FOREVER && ipc__expired(dl)) {
+			if (!fdm)
+				atomic_store_explicit(flag, 0, memory_order_relaxed);
+			return ipc__timeout_err(dl);
+		}
 		if (data && !fdm && dl == IPC_FOREVER && !nap) {
 			/* one system call: a doorbell, or EOF when the peer died */
 			char b[256];
@@ -816,12 +816,18 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 			{ s->sock, data ? POLLRDHUP : POLLIN | POLLRDHUP, 0 },
 			{ s->efd_rx, POLLIN, 0 },
 		};
-		/* (membarrier refused: a wake-up may be missed, look again soon) */
+		/* Look again soon instead of sleeping until woken when a wake-up
+		 * may be missed: membarrier was refused (nap); or, for a writer
+		 * waiting for space, once, because the reader checks wsleep
+		 * without a fence on most receives (shm_wake_writer) and may
+		 * have missed our store while its tail store was in flight: 1 ms
+		 * later that store is visible. */
 		ipc_deadline wdl = dl;
-		if (nap) {
+		if (nap || recheck) {
 			ipc_deadline soon = ipc__deadline(1);
 			if (dl == IPC_FOREVER || soon < dl)
 				wdl = soon;
+			recheck = false;
 		}
 		int n = ipc__wait_fds(p, data ? 2 : 1, wdl);
 		if (n < 0 && wdl != dl && (n == -ETIMEDOUT || n == -EAGAIN))
@@ -892,7 +898,7 @@ static int shm_frag_out(ipc_chan *c, const unsigned char *p, size_t n, bool firs
 	struct shm *s = S(c);
 	uint64_t fmax = s->tx.size / 4 - IPC_REC_HDR;
 	*done = 0;
-	while (*done < n) {
+	do {
 		uint64_t k = n - *done < fmax ? n - *done : fmax;
 		int r = shm_tx_space(c, ipc__rec_size(k), dl);
 		if (r < 0)
@@ -902,7 +908,7 @@ static int shm_frag_out(ipc_chan *c, const unsigned char *p, size_t n, bool firs
 		ipc__ring_publish(&s->tx);
 		shm_wake_reader(s);
 		*done += k;
-	}
+	} while (*done < n);
 	return 0;
 }
 
@@ -1004,6 +1010,8 @@ static int shm_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl
 			if ((r = shm_send_frags(c, msgs[i].data, msgs[i].len, dl)) < 0)
 				break;
 			i++;
+			if (s->pend)
+				break;  /* its tail must go before anything else */
 			continue;
 		}
 		int64_t sp = ipc__ring_space(&s->tx, rec);

@@ -379,7 +379,8 @@ static int udp_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl
 		}
 		break;
 	}
-	return done ? (int)done : r;
+	/* (the guard ran out with nothing sent: report the wait as a timeout) */
+	return done ? (int)done : r < 0 ? r : ipc__timeout_err(dl);
 }
 
 static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)

@@ -61,6 +61,31 @@ static bool unix_path_listening(const char *path)
 	return live;
 }
 
+int ipc__name_lock(const char *kind, const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t max = sizeof sa.sun_path - 1, len;
+	if (strlen(kind) + strlen(name) + 8 <= max) {
+		len = (size_t)snprintf(sa.sun_path + 1, max, "ipckit-%s:%s", kind, name);
+	} else {
+		uint64_t h = 1469598103934665603ull; /* FNV-1a */
+		for (const char *p = name; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		len = (size_t)snprintf(sa.sun_path + 1, max, "ipckit-%s#%016llx", kind,
+				       (unsigned long long)h);
+	}
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
 int ipc__unix_listen(const char *path, bool abstract, unsigned mode, int backlog)
 {
 	struct sockaddr_un sa;
@@ -68,10 +93,19 @@ int ipc__unix_listen(const char *path, bool abstract, unsigned mode, int backlog
 	int r = ipc__unix_addr(&sa, &len, path, abstract);
 	if (r < 0)
 		return r;
+	/* Path sockets: bind, reclaim and listen under a name lock, so that
+	 * two servers reclaiming (or one creating while another reclaims)
+	 * cannot both succeed: without it a second server could take the
+	 * first one's freshly bound socket, not listening yet, for stale. */
+	int lock = -1;
+	if (!abstract && (lock = ipc__name_lock("unix", path)) < 0)
+		return lock;
 	/* nonblocking: ipc__accept polls with the caller's deadline */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
 	if (!abstract) {
 		/* bind() creates the file with 0777 & ~umask, and the umask is
 		 * process-wide, so chmod after bind: nobody can connect before
@@ -106,9 +140,13 @@ int ipc__unix_listen(const char *path, bool abstract, unsigned mode, int backlog
 			unlink(path);
 		goto fail;
 	}
-	return fd;
+	r = fd;
+	goto out;
 fail:
 	close(fd);
+out:
+	if (lock >= 0)
+		close(lock);
 	return r;
 }
 

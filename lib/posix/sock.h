@@ -25,6 +25,12 @@ int ipc__unix_listen(const char *path, bool abstract, unsigned mode, int backlog
  * (-ENOENT or -ECONNREFUSED). Returns the fd (blocking, CLOEXEC). */
 int ipc__unix_connect(const char *path, bool abstract, int timeout_ms);
 
+/* A name lock: bind the abstract Unix socket "ipckit-<kind>:<name>"
+ * ("ipckit-<kind>#<64-bit FNV-1a hash of name>" when that is too long).
+ * Returns its fd (the lock lasts until it is closed, or the process dies),
+ * -EADDRINUSE while another process or channel holds it, or -errno. */
+int ipc__name_lock(const char *kind, const char *name);
+
 /* Remove the socket file of a path endpoint (no-op for abstract). */
 void ipc__unix_unlink(const char *path, bool abstract);
 
