@@ -49,6 +49,10 @@ struct ep_ops {
 	ssize_t (*trecv)(struct chan *c, void *buf, size_t cap, int timeout_ms);
 	int (*tsendv)(struct chan *c, const ipc_msg *m, size_t n);
 	void (*close)(struct chan *c);
+	/* Sleep until a message may be there to receive or deadline_ns
+	 * (CLOCK_MONOTONIC; 0: none) passes; NULL: the row spins, so the
+	 * caller polls recv(..., 0) instead. Used by the open-loop pinger. */
+	int (*wait)(struct chan *c, uint64_t deadline_ns);
 };
 
 struct chan {
@@ -66,6 +70,7 @@ struct chan {
 	size_t size;       /* message size of this group */
 	int idx;           /* position in the group (unique names) */
 	int ctl;           /* control socket to the other process */
+	bool name_mq;      /* name[] are POSIX queue names, not paths */
 	int side;          /* 0 leader (server, pinger, sender), 1 child */
 	bool tput;         /* the throughput stream is running */
 
@@ -86,6 +91,13 @@ struct chan {
 	uint32_t nsock, ntsock;        /* nng socket ids */
 	int peer_hwm;
 	int peer_tmo[2];               /* nng receive timeout last set */
+
+	/* Open loop (--rate): the row's own schedule, continuous over its
+	 * turns. Message ol_next is due at ol_next / rate on the row's own
+	 * clock, which stood at ol_clock_ns when its last turn stopped
+	 * scheduling. */
+	uint64_t ol_next;
+	double ol_clock_ns;
 };
 
 /* One measured row (also what a leader sends to the main process). */
@@ -130,6 +142,8 @@ int chan_prepare(struct chan *c);
 int chan_open(struct chan *c, int side, int ctl);
 void chan_close(struct chan *c);
 void chan_cleanup(struct chan *c);
+/* Remove the filesystem / queue names of c (async-signal-safe). */
+void chan_unlink_names(const struct chan *c);
 /* The largest message the raw or peer mechanism of c carries. */
 size_t chan_raw_limit(const struct chan *c);
 /* Control socket helpers (blocking, bounded by a generous timeout). */
@@ -140,6 +154,9 @@ int ctl_send_str(int fd, const char *s);
 int ctl_recv_str(int fd, char *s, size_t cap);
 /* Has the peer process gone (its control socket hung up)? */
 bool ctl_peer_gone(int fd);
+/* Wait in ppoll until fd is readable or deadline_ns (0: none) passes;
+ * each call sleeps 100 ms at most. 0 or a negative errno. */
+int wait_fd_until(int fd, uint64_t deadline_ns);
 
 /* peers.c (only with ZeroMQ / nng). */
 int peer_zmq_open(struct chan *c, int side, int ctl);

@@ -135,6 +135,23 @@ bool ctl_peer_gone(int fd)
 	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR));
 }
 
+int wait_fd_until(int fd, uint64_t deadline_ns)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint64_t now = now_ns(), left = 100000000u;
+	if (deadline_ns) {
+		if (deadline_ns <= now)
+			return 0;
+		if (deadline_ns - now < left)
+			left = deadline_ns - now;
+	}
+	struct timespec ts = { .tv_sec = (time_t)(left / 1000000000u),
+			       .tv_nsec = (long)(left % 1000000000u) };
+	if (ppoll(&pfd, 1, &ts, NULL) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
 int ctl_send_str(int fd, const char *s)
 {
 	uint32_t n = (uint32_t)strlen(s);
@@ -181,6 +198,16 @@ static int ik_sendv(struct chan *c, const ipc_msg *m, size_t n)
 	return 0;
 }
 
+/* Open loop: shm wait=spin spins (polls ipc_recv); every other ipckit row
+ * sleeps in poll on ipc_fd (on shm its eventfd), as an event loop would. */
+static int ik_wait(struct chan *c, uint64_t deadline_ns)
+{
+	if (!strcmp(c->backend, "shm") && c->wait_mode == IPC_WAIT_SPIN)
+		return 0;
+	int fd = ipc_fd(c->ic);
+	return fd < 0 ? fd : wait_fd_until(fd, deadline_ns);
+}
+
 static void ik_close(struct chan *c)
 {
 	ipc_close(c->ic);
@@ -188,7 +215,7 @@ static void ik_close(struct chan *c)
 }
 
 static const struct ep_ops ik_ops = {
-	.send = ik_send, .recv = ik_recv, .tsendv = ik_sendv, .close = ik_close,
+	.send = ik_send, .recv = ik_recv, .tsendv = ik_sendv, .close = ik_close, .wait = ik_wait,
 };
 
 /* Zero-copy rows: the message is built and read in place; like an
@@ -227,7 +254,7 @@ static ssize_t zc_recv(struct chan *c, void *buf, size_t cap, int timeout_ms)
 }
 
 static const struct ep_ops zc_ops = {
-	.send = zc_send, .recv = zc_recv, .close = ik_close,
+	.send = zc_send, .recv = zc_recv, .close = ik_close, .wait = ik_wait,
 };
 
 /* The URL a server of this scheme is opened on: unique to the leader's pid
@@ -364,8 +391,13 @@ static void raw_fd_close(struct chan *c)
 	c->rfd = c->wfd = -1;
 }
 
+static int raw_fd_wait(struct chan *c, uint64_t deadline_ns)
+{
+	return wait_fd_until(c->rfd, deadline_ns);
+}
+
 static const struct ep_ops raw_stream_ops = {
-	.send = raw_stream_send, .recv = raw_stream_recv, .close = raw_fd_close,
+	.send = raw_stream_send, .recv = raw_stream_recv, .close = raw_fd_close, .wait = raw_fd_wait,
 };
 
 static int raw_dgram_send(struct chan *c, const void *buf, size_t len)
@@ -404,7 +436,7 @@ static ssize_t raw_dgram_recv(struct chan *c, void *buf, size_t cap, int timeout
 }
 
 static const struct ep_ops raw_dgram_ops = {
-	.send = raw_dgram_send, .recv = raw_dgram_recv, .close = raw_fd_close,
+	.send = raw_dgram_send, .recv = raw_dgram_recv, .close = raw_fd_close, .wait = raw_fd_wait,
 };
 
 static int raw_mq_send(struct chan *c, const void *buf, size_t len)
@@ -442,7 +474,7 @@ static void raw_mq_close(struct chan *c)
 }
 
 static const struct ep_ops raw_mq_ops = {
-	.send = raw_mq_send, .recv = raw_mq_recv, .close = raw_mq_close,
+	.send = raw_mq_send, .recv = raw_mq_recv, .close = raw_mq_close, .wait = raw_fd_wait,
 };
 
 /* ---- raw shared-memory mailboxes ---- */
@@ -606,8 +638,13 @@ static ssize_t efd_recv(struct chan *c, void *buf, size_t cap, int timeout_ms)
 	return (ssize_t)len;
 }
 
+static int efd_wait(struct chan *c, uint64_t deadline_ns)
+{
+	return wait_fd_until(c->efd_data[!c->side], deadline_ns);
+}
+
 static const struct ep_ops efd_ops = {
-	.send = efd_send, .recv = efd_recv, .close = shm_close,
+	.send = efd_send, .recv = efd_recv, .close = shm_close, .wait = efd_wait,
 };
 
 /* ---- life cycle ---- */
@@ -675,6 +712,16 @@ int chan_prepare(struct chan *c)
 
 	switch (c->kind) {
 	case CK_IPCKIT:
+		/* The names the library creates for fifo and mq servers (it
+		 * removes them once both sides attach): recorded so that a
+		 * leader killed before that can remove them (chan_cleanup). */
+		if (!strcmp(c->backend, "fifo") || !strcmp(c->backend, "mq")) {
+			c->name_mq = !strcmp(c->backend, "mq");
+			for (int i = 0; i < 2; i++)
+				snprintf(c->name[i], sizeof(c->name[i]), "%sipckit-bench-%d-%d.%s",
+					 c->name_mq ? "/" : "/tmp/", (int)getpid(), c->idx,
+					 i ? "s2c" : "c2s");
+		}
 		if (!strcmp(c->backend, "pipe")) {
 			ipc_opts o = { .wait = c->wait_mode };
 			r = ipc_pair("pipe", &c->pair[0], &c->pair[1], &o);
@@ -830,6 +877,14 @@ int chan_open(struct chan *c, int side, int ctl)
 		}
 		if (c->rfd < 0 || c->wfd < 0)
 			return -errno;
+		/* Both ends of both FIFOs are open (each open above waited
+		 * for the other side's): the names are no longer needed. */
+		if (side == 0) {
+			for (int i = 0; i < 2; i++) {
+				unlink(c->name[i]);
+				c->name[i][0] = 0;
+			}
+		}
 		c->ops = &raw_stream_ops;
 		return 0;
 	case CK_RAW_MQ:
@@ -857,6 +912,19 @@ int chan_open(struct chan *c, int side, int ctl)
 	}
 }
 
+/* Async-signal-safe: remove the names this channel may have left. */
+void chan_unlink_names(const struct chan *c)
+{
+	for (int i = 0; i < 2; i++) {
+		if (!c->name[i][0])
+			continue;
+		if (c->name_mq)
+			mq_unlink(c->name[i]);
+		else
+			unlink(c->name[i]);
+	}
+}
+
 void chan_close(struct chan *c)
 {
 	if (c->ops)
@@ -877,11 +945,9 @@ void chan_close(struct chan *c)
 
 void chan_cleanup(struct chan *c)
 {
-	for (int i = 0; i < 2; i++) {
-		if (c->name[i][0])
-			unlink(c->name[i]);
+	chan_unlink_names(c);
+	for (int i = 0; i < 2; i++)
 		c->name[i][0] = 0;
-	}
 	if (c->map)
 		munmap(c->map, c->map_len);
 	c->map = NULL;

@@ -33,7 +33,7 @@
 #define BATCH_BYTES (64 * 1024)
 
 struct tput_report {
-	uint64_t received, errors, lost, cpu_ns, ctx;
+	uint64_t received, errors, cpu_ns, ctx;
 };
 
 int pin_cpu(int cpu)
@@ -165,54 +165,94 @@ static int ping_closed(struct chan *c, struct bufs *b, uint64_t *seq, uint64_t n
 	return 0;
 }
 
-/* Open loop: message i is due at start + i / rate; its latency counts from
- * then, however late it was actually sent (no coordinated omission). */
+/* Open loop: message k of the row (counted over all its turns) is due at
+ * k / rate on the row's own clock, which runs only during the row's turns
+ * (the other rows of the group take theirs in between): a turn resumes
+ * the schedule where the last one stopped, with its phase and any backlog.
+ * A message's latency counts from its due time, however late it was
+ * actually sent (no coordinated omission). Between sends the pinger waits
+ * for the next echo or the next due time in the kernel (ops->wait: poll on
+ * the row's descriptor); rows that spin (ops->wait NULL, or shm wait=spin)
+ * poll recv(..., 0) instead. */
 static int ping_open(struct chan *c, struct bufs *b, uint64_t *seq, uint64_t n, uint64_t budget_ns,
 		     double rate, hist *h, uint64_t *errors, uint64_t *lost)
 {
 	const struct ep_ops *ops = c->ops;
-	uint64_t win = rate_window(c), seq0 = *seq, sent = 0, done = 0, last_send = 0;
-	double interval = 1e9 / rate;
-	uint64_t start = now_ns() + 1000;
+	uint64_t win = rate_window(c), seq0 = *seq, sent = 0, done = 0, forget = seq0;
+	double interval = 1e9 / rate, pos = c->ol_clock_ns;
+	uint64_t k0 = c->ol_next, t0 = now_ns(), last_act = t0;
+	bool stopped = false;
 
+	/* Wall-clock due time of message i of this turn (may lie before t0:
+	 * a backlog carried over from the last turn). */
+#define DUE(i) ((int64_t)t0 + (int64_t)((double)(k0 + (i)) * interval - pos))
 	for (;;) {
 		uint64_t now = now_ns();
-		if (budget_ns && now - start >= budget_ns && sent < n && sent > 0)
-			n = sent;   /* out of time: stop scheduling */
-		if (done == sent && sent == n)
+		if (!stopped && (sent == n || (budget_ns && now - t0 >= budget_ns && sent > 0))) {
+			/* Out of messages or time: the row's clock stops here. */
+			n = sent;
+			stopped = true;
+			c->ol_clock_ns = pos + (double)(now - t0);
+			c->ol_next = k0 + sent;
+		}
+		if (stopped && done == sent)
 			break;
-		uint64_t due = start + (uint64_t)((double)sent * interval);
-		if (sent < n && now >= due && sent - done < win) {
+		int64_t due = DUE(sent);
+		if (!stopped && (int64_t)now >= due && sent - done < win) {
 			msg_fill(b->s, c->size, seq0 + sent);
 			int r = ops->send(c, b->s, c->size);
 			if (r)
 				return r;
 			sent++;
-			last_send = now_ns();
+			last_act = now_ns();
 			continue;
 		}
-		if (done == sent)
-			continue;   /* nothing in flight: wait for the schedule */
 		ssize_t got = ops->recv(c, b->r, b->rcap, 0);
 		if (got == -EAGAIN) {
-			if (c->lossy && sent == n && now_ns() - last_send > LOSSY_TIMEOUT_MS * 1000000ull) {
-				*lost += sent - done;
-				break;
+			uint64_t dl = 0;
+			if (c->lossy && done < sent) {
+				uint64_t give_up = last_act + LOSSY_TIMEOUT_MS * 1000000ull;
+				if (now >= give_up) {
+					/* Silence: what is in flight is lost. */
+					*lost += sent - done;
+					done = sent;
+					forget = seq0 + sent;
+					continue;
+				}
+				dl = give_up;
+			}
+			if (!stopped && sent - done < win && (!dl || (uint64_t)due < dl))
+				dl = (uint64_t)due;
+			if (!stopped && budget_ns && (!dl || t0 + budget_ns < dl))
+				dl = t0 + budget_ns;
+			if (ops->wait) {
+				int r = ops->wait(c, dl);
+				if (r)
+					return r;
 			}
 			continue;
 		}
 		if (got < 0)
 			return (int)got;
 		uint64_t t1 = now_ns(), rs;
-		if (msg_check(b->r, got, c->size, &rs) || rs < seq0 || rs >= seq0 + sent) {
+		last_act = t1;
+		if (msg_check(b->r, got, c->size, &rs)) {
 			(*errors)++;
 			done++;
 			continue;
 		}
-		uint64_t sched = start + (uint64_t)((double)(rs - seq0) * interval);
-		hist_add(h, t1 > sched ? t1 - sched : 0);
+		if (c->lossy && rs < forget)
+			continue;   /* a late echo of a ping given up on, or of an earlier turn */
+		if (rs < seq0 || rs >= seq0 + sent) {
+			(*errors)++;
+			done++;
+			continue;
+		}
+		int64_t sched = DUE(rs - seq0);
+		hist_add(h, (int64_t)t1 > sched ? (uint64_t)((int64_t)t1 - sched) : 0);
 		done++;
 	}
+#undef DUE
 	*seq = seq0 + sent;
 	return 0;
 }
@@ -290,7 +330,9 @@ static int tput_send(struct chan *c, struct bufs *b, const struct bench_opts *o,
 	row->sent = sent;
 	row->count = rep.received;
 	row->errors += rep.errors;
-	row->lost = rep.lost;
+	/* Lossy channels: the sender knows how many it sent, so messages
+	 * dropped after the last one received count too. */
+	row->lost = c->lossy && sent > rep.received ? sent - rep.received : 0;
 	row->elapsed_s = (double)(t1 - t0) / 1e9;
 	row->msgs_per_s = row->elapsed_s > 0 ? (double)rep.received / row->elapsed_s : 0;
 	row->bytes_per_s = row->msgs_per_s * (double)c->size;
@@ -331,18 +373,18 @@ static int tput_recv(struct chan *c, struct bufs *b)
 		}
 		if (s == SEQ_END)
 			break;
-		if (s != expect) {
-			if (!c->lossy) {
+		if (c->lossy) {
+			/* Every intact data message counts once, late or not;
+			 * the sender works out the losses from what it sent. */
+			if (s & SEQ_STOP)
+				continue;   /* a resent STOP of the latency rounds */
+			if (s >= expect)
+				expect = s + 1;
+		} else {
+			if (s != expect)
 				rep.errors++;
-			} else if (s > expect) {
-				rep.lost += s - expect;
-			} else if (rep.lost) {
-				rep.lost--;   /* late, not lost */
-				rep.received++;
-				continue;
-			}
+			expect = s + 1;
 		}
-		expect = s + 1;
 		rep.received++;
 	}
 	usage_now(&cpu1, &ctx1);
@@ -364,23 +406,28 @@ static void fail_msg(const struct chan *c, const char *what, int err)
 		err < 0 ? ipc_strerror(err) : "failed");
 }
 
+/* The child: 0 or a negative errno (its exit status is the errno). */
 static int child_main(struct chan *chans, int n, const struct bench_opts *o, int ctl)
 {
 	struct bufs b;
 	uint64_t *errs = calloc((size_t)n, sizeof(*errs));
 	int r = pin_cpu(o->pin[1]);
-	if (r || !errs || bufs_init(&b, chans[0].size, 1))
-		return 3;
+	if (!r && !errs)
+		r = -ENOMEM;
+	if (!r)
+		r = bufs_init(&b, chans[0].size, 1);
+	if (r)
+		return r;
 	for (int i = 0; i < n; i++) {
 		r = chan_open(&chans[i], 1, ctl);
 		if (r) {
 			fail_msg(&chans[i], "open (child)", r);
-			return 2;
+			return r;
 		}
 		r = pong_round(&chans[i], &b, HELLO_ROUND, &errs[i]);
 		if (r) {
 			fail_msg(&chans[i], "first message (child)", r);
-			return 2;
+			return r;
 		}
 	}
 	if (o->modes & MODE_LATENCY) {
@@ -391,18 +438,18 @@ static int child_main(struct chan *chans, int n, const struct bench_opts *o, int
 				r = pong_round(&chans[i], &b, (uint32_t)k, &errs[i]);
 				if (r) {
 					fail_msg(&chans[i], "latency (child)", r);
-					return 2;
+					return r;
 				}
 			}
 		if (ctl_write(ctl, errs, (size_t)n * sizeof(*errs)))
-			return 2;
+			return r;
 	}
 	if (o->modes & MODE_THROUGHPUT) {
 		for (int i = 0; i < n; i++) {
 			r = tput_recv(&chans[i], &b);
 			if (r) {
 				fail_msg(&chans[i], "throughput (receiver)", r);
-				return 2;
+				return r;
 			}
 		}
 	}
@@ -448,9 +495,28 @@ static void label_row(struct row *w, const struct chan *c, int mode, const struc
 	hist_init(&w->h);
 }
 
+/* What the signal handler of a leader cleans up. */
+static struct chan *volatile sig_chans;
+static volatile int sig_nchans;
+static volatile pid_t sig_child;
+
+/* SIGTERM (from the main process, when it is interrupted) or SIGINT
+ * (--transfer runs in the terminal's process group): take the child down,
+ * remove the names this group created, exit. Async-signal-safe. */
+static void leader_signal(int sig)
+{
+	if (sig_child > 0)
+		kill(sig_child, SIGKILL);
+	for (int i = 0; sig_chans && i < sig_nchans; i++)
+		chan_unlink_names(&sig_chans[i]);
+	_exit(128 + sig);
+}
+
 int run_group(struct chan *chans, int n, const struct bench_opts *o,
 	      struct row *rows, int max_rows, void (*progress)(const char *msg))
 {
+	struct sigaction sa = { .sa_handler = leader_signal }, old_term, old_int;
+	sigset_t block, oldmask;
 	int sv[2] = { -1, -1 }, r = 0, nrows = 0, status;
 	pid_t pid = -1;
 	struct bufs b = { 0 };
@@ -458,6 +524,15 @@ int run_group(struct chan *chans, int n, const struct bench_opts *o,
 
 	if (n <= 0 || 2 * n > max_rows)
 		return -EINVAL;
+	sig_chans = chans;
+	sig_nchans = n;
+	sig_child = -1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGINT, &sa, &old_int);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
 	for (int i = 0; i < n; i++) {
 		chans[i].idx = i;
 		r = chan_prepare(&chans[i]);
@@ -471,14 +546,24 @@ int run_group(struct chan *chans, int n, const struct bench_opts *o,
 		goto out;
 	}
 	fflush(NULL);
+	/* The child dies of SIGTERM (it shares the leader's process group);
+	 * the leader's handler must know its pid before a signal can come. */
+	sigprocmask(SIG_BLOCK, &block, &oldmask);
 	pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+		close(sv[0]);
+		int e = child_main(chans, n, o, sv[1]);
+		_exit(e < 0 ? (-e > 255 ? 255 : -e) : 0);
+	}
+	if (pid > 0)
+		sig_child = pid;
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	if (pid < 0) {
 		r = -errno;
 		goto out;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		_exit(child_main(chans, n, o, sv[1]));
 	}
 	close(sv[1]);
 	sv[1] = -1;
@@ -572,13 +657,22 @@ out:
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (!r && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-			fprintf(stderr, "ipckit-bench: %s %u B: child failed (status %d)\n",
-				chans[0].backend, (unsigned)chans[0].size, status);
-			r = -ECHILD;
+			/* The child's exit status is its errno. */
+			r = WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
+			if (WIFEXITED(status))
+				fprintf(stderr, "ipckit-bench: %s %u B: child failed: %s\n",
+					chans[0].backend, (unsigned)chans[0].size, ipc_strerror(r));
+			else
+				fprintf(stderr, "ipckit-bench: %s %u B: child killed by signal %d\n",
+					chans[0].backend, (unsigned)chans[0].size, WTERMSIG(status));
 		}
 	}
+	sig_child = -1;
 	for (int i = 0; i < n; i++)
 		chan_cleanup(&chans[i]);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	sig_chans = NULL;
 	bufs_free(&b);
 	return r ? r : nrows;
 }

@@ -15,8 +15,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
+#include <math.h>
+#include <mqueue.h>
 #include <limits.h>
 #include <poll.h>
+#include <ctype.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CHANS 16
@@ -32,7 +37,7 @@
 #define MAX_WAITS 3
 #define SEND_ROW_MAX 4096 /* sizes that also get a one-ipc_send-per-message throughput row */
 
-enum { REC_PROGRESS = 1, REC_ROW = 2 };
+enum { REC_PROGRESS = 1, REC_ROW = 2, REC_ERROR = 3 };
 
 static const char *const wait_names[] = { "adaptive", "block", "spin" };
 
@@ -67,6 +72,12 @@ static struct {
 	int progress_fd;   /* in a leader: the pipe to the main process */
 } g = { .baseline = true, .peers = true, .progress_fd = -1 };
 
+static int bad_value(const char *opt, const char *arg, const char *want)
+{
+	fprintf(stderr, "ipckit-bench: %s '%s': want %s\n", opt, arg, want);
+	return 2;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -83,67 +94,135 @@ static void usage(FILE *f)
 "1 = ipc_send), --rounds N.\n");
 }
 
+/* A non-negative decimal integer; strtoull would take "-5" as 2^64 - 5. */
+static int parse_u64(const char *s, uint64_t *out, char **end)
+{
+	const char *p = s;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(p, end, 10);
+	if (errno)
+		return -errno;
+	*out = v;
+	return 0;
+}
+
+/* A whole option value that is a non-negative integer. */
+static int parse_count(const char *s, uint64_t *out)
+{
+	char *end;
+	int r = parse_u64(s, out, &end);
+	return r ? r : *end ? -EINVAL : 0;
+}
+
+/* A size: digits, then optionally K, M or G (KiB, MiB, GiB, KB, ... too),
+ * or B alone. */
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	uint64_t v;
+	int shift = 0;
+	if (parse_u64(s, &v, &end))
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
 	default: break;
 	}
-	if (*end == 'i' || *end == 'B')
-		end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+	if (shift) {
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+		else if (*end == 'B')
+			end++;
+		if (v > (UINT64_MAX >> shift))
+			return -ERANGE;
+		v <<= shift;
+	} else if (*end == 'B') {
+		end++;
+	}
 	if (*end)
 		return -EINVAL;
 	*out = v;
 	return 0;
 }
 
+/* Split a comma-separated list strictly: no empty items. Returns the
+ * number of items (at most max, each copied into items[i] of cap bytes)
+ * or -1 after printing what is wrong. */
+static int split_list(const char *opt, const char *arg, char (*items)[64], int max)
+{
+	int n = 0;
+	const char *p = arg;
+	for (;;) {
+		const char *q = strchr(p, ',');
+		size_t len = q ? (size_t)(q - p) : strlen(p);
+		if (len == 0) {
+			fprintf(stderr, "ipckit-bench: %s '%s': empty item in the list\n", opt, arg);
+			return -1;
+		}
+		if (len >= 64 || n == max) {
+			fprintf(stderr, "ipckit-bench: %s '%s': %s\n", opt, arg,
+				n == max ? "too many items" : "item too long");
+			return -1;
+		}
+		memcpy(items[n], p, len);
+		items[n++][len] = 0;
+		if (!q)
+			return n;
+		p = q + 1;
+	}
+}
+
 static int parse_sizes(const char *arg)
 {
-	char buf[256], *save = NULL;
-	snprintf(buf, sizeof(buf), "%s", arg);
+	char items[MAX_SIZES][64];
+	int n = split_list("--size", arg, items, MAX_SIZES);
+	if (n < 0)
+		return -EINVAL;
 	snprintf(g.sizes_str, sizeof(g.sizes_str), "%s", arg);
 	g.nsizes = 0;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	for (int i = 0; i < n; i++) {
 		uint64_t v;
-		if (parse_size(t, &v) || g.nsizes == MAX_SIZES) {
-			fprintf(stderr, "ipckit-bench: bad size list '%s'\n", arg);
+		if (parse_size(items[i], &v)) {
+			fprintf(stderr, "ipckit-bench: --size: bad size '%s' (digits, optionally "
+					"followed by K, M or G: 64, 4K, 1M)\n", items[i]);
 			return -EINVAL;
 		}
 		if (v < MSG_HDR || v > ((uint64_t)1 << 30)) {
 			fprintf(stderr, "ipckit-bench: size %s: must be 16 B (sequence number and "
-					"checksum) to 1 GiB\n", t);
+					"checksum) to 1 GiB\n", items[i]);
 			return -EINVAL;
 		}
 		g.sizes[g.nsizes++] = (size_t)v;
 	}
-	return g.nsizes ? 0 : -EINVAL;
+	return 0;
 }
 
 static int parse_waits(const char *arg)
 {
-	char buf[64], *save = NULL;
-	snprintf(buf, sizeof(buf), "%s", arg);
+	char items[MAX_WAITS][64];
+	int n = split_list("--wait", arg, items, MAX_WAITS);
+	if (n < 0)
+		return -EINVAL;
 	snprintf(g.waits_str, sizeof(g.waits_str), "%s", arg);
 	g.nwaits = 0;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	for (int i = 0; i < n; i++) {
 		int w = -1;
-		for (int i = 0; i < 3; i++)
-			if (!strcmp(t, wait_names[i]))
-				w = i;
-		if (w < 0 || g.nwaits == MAX_WAITS) {
-			fprintf(stderr, "ipckit-bench: bad --wait '%s' (adaptive, block or spin)\n", arg);
+		for (int k = 0; k < 3; k++)
+			if (!strcmp(items[i], wait_names[k]))
+				w = k;
+		if (w < 0) {
+			fprintf(stderr, "ipckit-bench: bad --wait '%s' (adaptive, block or spin)\n", items[i]);
 			return -EINVAL;
 		}
 		g.waits[g.nwaits++] = w;
 	}
-	return g.nwaits ? 0 : -EINVAL;
+	return 0;
 }
 
 /* Is this scheme compiled into the library? */
@@ -157,25 +236,49 @@ static bool have_backend(const char *name)
 
 static int parse_backends(const char *arg)
 {
-	char buf[256], *save = NULL;
+	char items[MAX_BACKENDS][64];
 	g.nbe = 0;
 	if (!strcmp(arg, "all")) {
 		for (const char *const *b = ipc_backends(); *b && g.nbe < MAX_BACKENDS; b++)
 			snprintf(g.be[g.nbe++].name, sizeof(g.be[0].name), "%s", *b);
 		return 0;
 	}
-	snprintf(buf, sizeof(buf), "%s", arg);
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (!have_backend(t) || g.nbe == MAX_BACKENDS) {
-			fprintf(stderr, "ipckit-bench: backend '%s' is not compiled in (have:", t);
+	int n = split_list("--backend", arg, items, MAX_BACKENDS);
+	if (n < 0)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (!have_backend(items[i])) {
+			fprintf(stderr, "ipckit-bench: backend '%s' is not compiled in (have:", items[i]);
 			for (const char *const *b = ipc_backends(); *b; b++)
 				fprintf(stderr, " %s", *b);
 			fprintf(stderr, ")\n");
 			return -EINVAL;
 		}
-		snprintf(g.be[g.nbe++].name, sizeof(g.be[0].name), "%s", t);
+		snprintf(g.be[g.nbe++].name, sizeof(g.be[0].name), "%s", items[i]);
 	}
-	return g.nbe ? 0 : -EINVAL;
+	return 0;
+}
+
+/* --pin A,B: exactly two CPU numbers below ncpu. */
+static int parse_pin(const char *arg, long ncpu)
+{
+	char items[3][64];
+	int n = split_list("--pin", arg, items, 3);
+	if (n < 0)
+		return -EINVAL;
+	for (int i = 0; i < n && n == 2; i++) {
+		uint64_t v;
+		if (parse_count(items[i], &v) || v >= (uint64_t)ncpu)
+			n = -1;
+		else
+			g.o.pin[i] = (int)v;
+	}
+	if (n != 2) {
+		fprintf(stderr, "ipckit-bench: --pin '%s': give A,B with two CPU numbers below %ld, "
+				"or none\n", arg, ncpu);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Learn each backend's max_msg and caps by opening a server (or a pair). */
@@ -399,13 +502,92 @@ static void merge_pair_row(struct row *dst, const struct row *src)
 		dst->elapsed_s = src->elapsed_s;
 }
 
+/* ---- interruption and leftovers ---- */
+
+/* Leaders of the group being run (their process groups), for the handler. */
+static volatile pid_t live_leaders[64];
+static volatile sig_atomic_t stop_signal;
+
+/* SIGINT / SIGTERM in the main process: pass SIGTERM on to every leader's
+ * process group (a leader and its child); run_planned then waits for them. */
+static void main_signal(int sig)
+{
+	stop_signal = sig;
+	for (int p = 0; p < 64; p++)
+		if (live_leaders[p] > 0)
+			kill(-live_leaders[p], SIGTERM);
+}
+
+static void unlink_glob(const char *pattern, bool mq)
+{
+	glob_t gl;
+	if (glob(pattern, GLOB_NOSORT, NULL, &gl) != 0)
+		return;
+	for (size_t i = 0; i < gl.gl_pathc; i++) {
+		if (mq) {
+			const char *base = strrchr(gl.gl_pathv[i], '/');
+			if (base)
+				mq_unlink(base);
+		} else {
+			unlink(gl.gl_pathv[i]);
+		}
+	}
+	globfree(&gl);
+}
+
+/* Remove what a leader that was killed or failed may have left: every name
+ * a group creates carries its leader's pid (ipckit fifo and mq servers:
+ * ipckit-bench-<pid>-<n>.*; raw FIFOs and ZeroMQ/nng ipc:// sockets:
+ * ipckit-bench-<kind>-<pid>-<n>.*). */
+static void remove_leftovers(pid_t leader)
+{
+	char pat[128];
+	snprintf(pat, sizeof(pat), "/tmp/ipckit-bench-%d-*", (int)leader);
+	unlink_glob(pat, false);
+	snprintf(pat, sizeof(pat), "/tmp/ipckit-bench-*-%d-*", (int)leader);
+	unlink_glob(pat, false);
+	snprintf(pat, sizeof(pat), "/dev/mqueue/ipckit-bench-%d-*", (int)leader);
+	unlink_glob(pat, true);
+}
+
+/* Wait for a leader (at most timeout_ms, then kill its process group;
+ * -1: as long as it takes). */
+static int reap_leader(pid_t pid, int timeout_ms, int *st)
+{
+	if (timeout_ms < 0) {
+		while (waitpid(pid, st, 0) < 0)
+			if (errno != EINTR || stop_signal)
+				return reap_leader(pid, 3000, st);
+		return 0;
+	}
+	for (int t = 0;; t += 10) {
+		pid_t w = waitpid(pid, st, WNOHANG);
+		if (w == pid)
+			return 0;
+		if (w < 0 && errno != EINTR)
+			return -errno;
+		if (t >= timeout_ms) {
+			kill(-pid, SIGKILL);
+			while (waitpid(pid, st, 0) < 0 && errno == EINTR)
+				;
+			return 0;
+		}
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Run one group with --pairs leaders; add its rows. 0 or -errno. */
 static int run_planned(struct chan *cs, int n)
 {
-	int np = g.o.pairs, fds[64], alive = 0, r = 0;
+	int np = g.o.pairs, fds[64], alive = 0, r = 0, errs[64] = { 0 };
 	pid_t pids[64];
 	struct row *got[64] = { 0 };
 	int ngot[64] = { 0 };
+	sigset_t block, oldmask;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
 	double per = (g.o.lat_cap > 0 ? g.o.lat_cap : 60) + (g.o.count_set ? 60 : g.o.duration);
 	int timeout_ms = (int)((30 + 4 * per * n) * 1000);
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -415,16 +597,26 @@ static int run_planned(struct chan *cs, int n)
 		if (pipe2(pp, O_CLOEXEC) < 0)
 			return -errno;
 		fflush(NULL);
+		/* No signal between the fork and the leader's pid being known
+		 * (parent) or its own handlers being set (leader). */
+		sigprocmask(SIG_BLOCK, &block, &oldmask);
 		pids[p] = fork();
 		if (pids[p] < 0) {
+			int e = -errno;
+			sigprocmask(SIG_SETMASK, &oldmask, NULL);
 			close(pp[0]);
 			close(pp[1]);
 			np = p;
-			r = -errno;
+			r = e;
 			break;
 		}
 		if (pids[p] == 0) {
 			static struct row rows[2 * MAX_CHANS];
+			/* run_group sets the leader's own handlers (SIGTERM:
+			 * kill the child, remove names, exit). */
+			signal(SIGINT, SIG_DFL);
+			signal(SIGTERM, SIG_DFL);
+			sigprocmask(SIG_SETMASK, &oldmask, NULL);
 			close(pp[0]);
 			setpgid(0, 0);
 			g.progress_fd = pp[1];
@@ -432,9 +624,15 @@ static int run_planned(struct chan *cs, int n)
 					  p == 0 ? leader_progress : no_progress);
 			for (int i = 0; i < k; i++)
 				rec_write(REC_ROW, &rows[i], sizeof(rows[i]));
+			if (k < 0)
+				rec_write(REC_ERROR, &k, sizeof(k));
 			_exit(k < 0 ? 1 : 0);
 		}
 		setpgid(pids[p], pids[p]);
+		live_leaders[p] = pids[p];
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+		if (stop_signal)
+			kill(-pids[p], SIGTERM);
 		close(pp[1]);
 		fds[p] = pp[0];
 		got[p] = calloc(2 * MAX_CHANS, sizeof(struct row));
@@ -450,6 +648,10 @@ static int run_planned(struct chan *cs, int n)
 		uint64_t now = now_ns();
 		int left = now >= deadline ? 0 : (int)((deadline - now) / 1000000u);
 		int k = poll(pf, (nfds_t)np, left);
+		if (stop_signal) {
+			r = -EINTR;
+			break;
+		}
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -477,6 +679,8 @@ static int run_planned(struct chan *cs, int n)
 				e = ctl_read(fds[p], &got[p][ngot[p]], sizeof(struct row), 5000);
 				if (!e)
 					ngot[p]++;
+			} else if (e == 0 && h[0] == REC_ERROR && h[1] == sizeof(int)) {
+				e = ctl_read(fds[p], &errs[p], sizeof(int), 5000);
 			} else if (e == 0) {
 				e = -EPROTO;
 			}
@@ -487,16 +691,34 @@ static int run_planned(struct chan *cs, int n)
 			}
 		}
 	}
+	if (stop_signal) {
+		/* Interrupted: the handler sent SIGTERM to every leader (again
+		 * here for one forked meanwhile); they clean up and exit. */
+		for (int p = 0; p < np; p++)
+			kill(-pids[p], SIGTERM);
+	}
 	for (int p = 0; p < np; p++) {
-		int st;
+		int st = 0;
 		if (fds[p] >= 0)
 			close(fds[p]);
-		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
-			;
-		if (!r && (!WIFEXITED(st) || WEXITSTATUS(st)))
-			r = -ECHILD;
-		/* A killed leader may leave its child: take the group down. */
+		reap_leader(pids[p], stop_signal ? 3000 : -1, &st);
+		live_leaders[p] = 0;
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			if (!r && errs[p] < 0) {
+				r = errs[p];
+			} else if (!r) {
+				fprintf(stderr, "%sipckit-bench: %s %zu B: leader %s %d\n", g.tty ? "\n" : "",
+					cs[0].backend, cs[0].size,
+					WIFSIGNALED(st) ? "killed by signal" : "exited with status",
+					WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+				r = WIFSIGNALED(st) ? -ECANCELED : -EIO;
+			}
+		}
+		/* A killed leader may leave its child: take the group down,
+		 * and whatever names it had not removed yet. */
 		kill(-pids[p], SIGKILL);
+		if (r || !WIFEXITED(st) || WEXITSTATUS(st))
+			remove_leftovers(pids[p]);
 	}
 	if (!r) {
 		for (int p = 1; p < np; p++)
@@ -608,29 +830,27 @@ int main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'n':
-			g.o.count = strtoull(optarg, &end, 10);
-			if (*end || !g.o.count)
-				goto bad;
+			if (parse_count(optarg, &g.o.count) || !g.o.count)
+				return bad_value("--count", optarg, "a positive integer");
 			g.o.count_set = true;
 			break;
 		case 'd':
 			g.o.duration = strtod(optarg, &end);
-			if (*end || !(g.o.duration > 0) || g.o.duration > 3600)
-				goto bad;
+			if (end == optarg || *end || !(g.o.duration > 0) || g.o.duration > 3600)
+				return bad_value("--duration", optarg, "seconds, above 0 and at most 3600");
 			dur_set = true;
 			break;
 		case 'w':
-			g.o.warmup = strtoull(optarg, &end, 10);
-			if (*end)
-				goto bad;
+			if (parse_count(optarg, &g.o.warmup))
+				return bad_value("--warmup", optarg, "a non-negative integer");
 			warm_set = true;
 			break;
 		case 'W': waits = optarg; break;
 		case 'p': pin = optarg; break;
 		case 'r':
 			g.o.rate = strtod(optarg, &end);
-			if (*end || !(g.o.rate > 0))
-				goto bad;
+			if (end == optarg || *end || !isfinite(g.o.rate) || g.o.rate < 1 || g.o.rate > 1e9)
+				return bad_value("--rate", optarg, "messages per second from 1 to 1e9");
 			break;
 		case 'P':
 			g.o.pairs = (int)strtol(optarg, &end, 10);
@@ -656,7 +876,7 @@ int main(int argc, char **argv)
 			break;
 		case O_TRANSFER:
 			if (parse_size(optarg, &g.transfer) || !g.transfer)
-				goto bad;
+				return bad_value("--transfer", optarg, "a positive byte count (K, M, G suffixes)");
 			break;
 		case O_LIST:
 			for (const char *const *b = ipc_backends(); *b; b++)
@@ -690,11 +910,8 @@ int main(int argc, char **argv)
 	if (pin && !strcmp(pin, "none")) {
 		g.o.pin[0] = g.o.pin[1] = -1;
 	} else if (pin) {
-		if (sscanf(pin, "%d,%d", &g.o.pin[0], &g.o.pin[1]) != 2 || g.o.pin[0] < 0 ||
-		    g.o.pin[1] < 0 || g.o.pin[0] >= ncpu || g.o.pin[1] >= ncpu) {
-			fprintf(stderr, "ipckit-bench: --pin A,B with CPUs below %ld, or none\n", ncpu);
+		if (parse_pin(pin, ncpu))
 			return 2;
-		}
 	} else {
 		/* The first two CPUs this process may run on (a container or
 		 * taskset may exclude 0 and 1); none when there is only one. */
@@ -710,7 +927,14 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);   /* raw baselines write to pipes and sockets */
 	if (g.transfer)
-		return do_transfer();
+		return do_transfer();   /* run_group's own handlers: SIGINT cleans up */
+
+	/* Ctrl-C reaches only this process (leaders have their own process
+	 * groups): pass it on to them, wait, then exit 130 (143: SIGTERM). */
+	struct sigaction sa = { .sa_handler = main_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 
 	g.tty = isatty(2);
 	g.t_start = now_ns();
@@ -728,13 +952,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < g.nbe; i++) {
 		if (!g.be[i].ok)
 			continue;
-		for (int s = 0; s < g.nsizes; s++) {
+		for (int s = 0; s < g.nsizes && !stop_signal; s++) {
 			struct chan cs[MAX_CHANS];
 			int n = plan_group(&g.be[i], g.sizes[s], cs);
 			g.group++;
 			if (n == 0)
 				continue;
 			int r = run_planned(cs, n);
+			if (stop_signal)
+				break;
 			if (r) {
 				g.failures++;
 				fprintf(stderr, "%sipckit-bench: %s %zu B failed: %s\n", g.tty ? "\n" : "",
@@ -744,6 +970,11 @@ int main(int argc, char **argv)
 	}
 	if (g.tty && !g.quiet)
 		fprintf(stderr, "\r\033[K");
+	if (stop_signal) {
+		fprintf(stderr, "ipckit-bench: interrupted (%s); nothing written\n",
+			stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+		return 128 + stop_signal;
+	}
 
 	getloadavg(&load1, 1);
 	struct run_info ri = { .load = { load0, load1 }, .o = &g.o, .waits = g.waits_str, .sizes = g.sizes_str,
@@ -754,6 +985,19 @@ int main(int argc, char **argv)
 	if (!doc) {
 		fprintf(stderr, "ipckit-bench: cannot build the results document\n");
 		return 1;
+	}
+	/* A backend named in --backend that gave no ipckit row fails the run
+	 * (with "all", the default, it is only listed under "Not measured"). */
+	for (int i = 0; strcmp(backends, "all") && i < g.nbe; i++) {
+		int k = 0;
+		for (int j = 0; j < g.nrows; j++)
+			k += !strcmp(g.rows[j].backend, g.be[i].name) && !strcmp(g.rows[j].impl, "ipckit");
+		if (k == 0) {
+			fprintf(stderr, "ipckit-bench: %s was named in --backend but nothing was measured: %s\n",
+				g.be[i].name, !g.be[i].ok ? g.be[i].why :
+				"every size failed or was skipped (see above and \"Not measured\")");
+			rc = 1;
+		}
 	}
 	for (int i = 0; i < g.nrows; i++)
 		if (g.rows[i].errors) {
@@ -797,7 +1041,7 @@ int main(int argc, char **argv)
 	json_decref(doc);
 	free(g.rows);
 	free(g.skips);
-	return rc;
+	return stop_signal ? 128 + stop_signal : rc;
 bad:
 	usage(stderr);
 	return 2;

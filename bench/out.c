@@ -244,7 +244,7 @@ void print_table(json_t *doc, FILE *f)
 		json_t *b = baseline_of(doc, r);
 		char ratio[16] = "";
 		if (b && jnum2(b, "rtt_ns", "p50") > 0)
-			snprintf(ratio, sizeof(ratio), "%.2fx", jnum2(r, "rtt_ns", "p50") / jnum2(b, "rtt_ns", "p50"));
+			fmt_ratio(jnum2(r, "rtt_ns", "p50") / jnum2(b, "rtt_ns", "p50"), ratio, sizeof(ratio));
 		series_name(r, name, sizeof(name));
 		size_str(jnum(r, "size"), sz, sizeof(sz));
 		fprintf(f, "%-34s %5s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f %8s%s\n", name, sz,
@@ -265,7 +265,7 @@ void print_table(json_t *doc, FILE *f)
 		json_t *b = baseline_of(doc, r);
 		char ratio[16] = "";
 		if (b && jnum(b, "msgs_per_s") > 0)
-			snprintf(ratio, sizeof(ratio), "%.2fx", jnum(r, "msgs_per_s") / jnum(b, "msgs_per_s"));
+			fmt_ratio(jnum(r, "msgs_per_s") / jnum(b, "msgs_per_s"), ratio, sizeof(ratio));
 		series_name(r, name, sizeof(name));
 		size_str(jnum(r, "size"), sz, sizeof(sz));
 		fprintf(f, "%-34s %5s %11.0f %10.1f %10.0f %10.0f %9.0f %9.0f %8s%s", name, sz,
@@ -286,4 +286,10 @@ void print_table(json_t *doc, FILE *f)
 				*jstr(r, "variant") ? " " : "", jstr(r, "variant"), sz, jstr(r, "reason"));
 		}
 	}
+}
+
+const char *fmt_ratio(double x, char *buf, size_t cap)
+{
+	snprintf(buf, cap, x < 0.1 ? "%.3gx" : "%.2fx", x);
+	return buf;
 }

@@ -44,6 +44,8 @@ void series_name(json_t *row, char *buf, size_t cap);
  * (for shm ipckit: the spin mailbox; wait=block: the eventfd one; for
  * peers: unix or tcp raw), or NULL. */
 json_t *baseline_of(json_t *doc, json_t *row);
+/* A ratio as "1.23x", or with 3 significant digits below 0.1 ("0.0312x"). */
+const char *fmt_ratio(double x, char *buf, size_t cap);
 
 /* report.c: write DIR/report.md (+ SVG plots when gnuplot runs) from one
  * or more results documents (several: side by side, one per machine). */

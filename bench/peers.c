@@ -92,8 +92,25 @@ static void z_close(struct chan *c)
 	c->zsock = c->ztsock = c->zctx = NULL;
 }
 
+/* ZMQ_FD is edge-triggered: look at ZMQ_EVENTS (which also resets the
+ * edge) before sleeping on it. */
+static int z_wait(struct chan *c, uint64_t deadline_ns)
+{
+	int ev = 0, fd = -1;
+	size_t len = sizeof(ev);
+	if (zmq_getsockopt(c->zsock, ZMQ_EVENTS, &ev, &len) < 0)
+		return zerr();
+	if (ev & ZMQ_POLLIN)
+		return 0;
+	len = sizeof(fd);
+	if (zmq_getsockopt(c->zsock, ZMQ_FD, &fd, &len) < 0)
+		return zerr();
+	return wait_fd_until(fd, deadline_ns);
+}
+
 static const struct ep_ops zmq_ops = {
 	.send = z_send, .recv = z_recv, .tsend = z_tsend, .trecv = z_trecv, .close = z_close,
+	.wait = z_wait,
 };
 
 static void *z_socket(struct chan *c, int type)
@@ -216,8 +233,15 @@ static void n_close(struct chan *c)
 	c->nsock = c->ntsock = 0;
 }
 
+static int n_wait(struct chan *c, uint64_t deadline_ns)
+{
+	int fd, r = nng_socket_get_int((nng_socket){ .id = c->nsock }, NNG_OPT_RECVFD, &fd);
+	return r ? nerr(r) : wait_fd_until(fd, deadline_ns);
+}
+
 static const struct ep_ops nng_ops = {
 	.send = n_send, .recv = n_recv, .tsend = n_tsend, .trecv = n_trecv, .close = n_close,
+	.wait = n_wait,
 };
 
 int peer_nng_open(struct chan *c, int side, int ctl)
