@@ -331,35 +331,18 @@ Test(fifo, client_died_after_hello, .timeout = 30)
 
 /* Two servers reclaiming the same stale names at once: exactly one wins,
  * the other gets -EADDRINUSE (a race: repeated to give it a chance). */
-static char race_url[128];
-static pthread_barrier_t race_bar;
-static int race_res[2];
-static ipc_chan *race_ch[2];
-
-static void *race_server(void *arg)
-{
-	long i = (long)arg;
-	pthread_barrier_wait(&race_bar);
-	race_res[i] = ipc_open(&race_ch[i], race_url, IPC_SERVER, NULL);
-	return NULL;
-}
-
 Test(fifo, reclaim_race_one_winner, .timeout = 60)
 {
-	char c2s[160], s2c[160];
+	char race_url[128], c2s[160], s2c[160];
+	int race_res[2];
+	ipc_chan *race_ch[2];
 
 	cr_assert(tu_url(race_url, sizeof(race_url), "fifo", false));
 	snprintf(c2s, sizeof(c2s), "%s.c2s", race_url + 7);
 	snprintf(s2c, sizeof(s2c), "%s.s2c", race_url + 7);
 	for (int it = 0; it < 500; it++) {
-		pthread_t t[2];
 		cr_assert(mkfifo(c2s, 0600) == 0 && mkfifo(s2c, 0600) == 0); /* stale pair */
-		pthread_barrier_init(&race_bar, NULL, 2);
-		for (long i = 0; i < 2; i++)
-			pthread_create(&t[i], NULL, race_server, (void *)i);
-		for (int i = 0; i < 2; i++)
-			pthread_join(t[i], NULL);
-		pthread_barrier_destroy(&race_bar);
+		tu_open_race(race_url, race_res, race_ch);
 		int wins = (race_res[0] == 0) + (race_res[1] == 0);
 		cr_assert(wins == 1, "iteration %d: results %d and %d", it, race_res[0], race_res[1]);
 		cr_assert(race_res[0] == -EADDRINUSE || race_res[1] == -EADDRINUSE);

@@ -315,37 +315,21 @@ Test(unix, regular_file_not_removed)
 /* Two servers reclaiming the same stale socket file at once (or one
  * creating while the other reclaims): exactly one wins, the other gets
  * -EADDRINUSE. A race: repeated to give it a chance. */
-static char race_url[128];
-static pthread_barrier_t race_bar;
-static int race_res[2];
-static ipc_chan *race_ch[2];
-
-static void *race_server(void *arg)
-{
-	long i = (long)arg;
-	pthread_barrier_wait(&race_bar);
-	race_res[i] = ipc_open(&race_ch[i], race_url, IPC_SERVER, NULL);
-	return NULL;
-}
-
 Test(unix, reclaim_race_one_winner, .timeout = 60)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char race_url[128];
+	int race_res[2];
+	ipc_chan *race_ch[2];
 
 	cr_assert(tu_url(race_url, sizeof(race_url), "unix", false));
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", race_url + 7);
 	for (int it = 0; it < 500; it++) {
-		pthread_t t[2];
 		/* a stale socket file: bound, then closed without unlink */
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 		close(fd);
-		pthread_barrier_init(&race_bar, NULL, 2);
-		for (long i = 0; i < 2; i++)
-			pthread_create(&t[i], NULL, race_server, (void *)i);
-		for (int i = 0; i < 2; i++)
-			pthread_join(t[i], NULL);
-		pthread_barrier_destroy(&race_bar);
+		tu_open_race(race_url, race_res, race_ch);
 		int wins = (race_res[0] == 0) + (race_res[1] == 0);
 		cr_assert(wins == 1, "iteration %d: results %d and %d", it, race_res[0], race_res[1]);
 		cr_assert(race_res[0] == -EADDRINUSE || race_res[1] == -EADDRINUSE);

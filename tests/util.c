@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,4 +370,35 @@ void tu_child_fail(const char *file, int line, const char *what, long got, long 
 	fprintf(stderr, "[%s] peer process %d: %s:%d: %s = %ld %s, expected %ld %s\n", tu_tag,
 		(int)getpid(), file, line, what, got, gbuf, want, tu_err(want));
 	_exit(2);
+}
+
+struct race_arg {
+	const char *url;
+	pthread_barrier_t *bar;
+	int *res;
+	ipc_chan **ch;
+};
+
+static void *race_open(void *p)
+{
+	struct race_arg *a = p;
+	pthread_barrier_wait(a->bar);
+	*a->res = ipc_open(a->ch, a->url, IPC_SERVER, NULL);
+	return NULL;
+}
+
+void tu_open_race(const char *url, int res[2], ipc_chan *ch[2])
+{
+	pthread_barrier_t bar;
+	pthread_t t[2];
+	struct race_arg a[2];
+
+	pthread_barrier_init(&bar, NULL, 2);
+	for (int i = 0; i < 2; i++) {
+		a[i] = (struct race_arg){ url, &bar, &res[i], &ch[i] };
+		pthread_create(&t[i], NULL, race_open, &a[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&bar);
 }

@@ -38,6 +38,10 @@ void tu_name(char *buf, size_t cap);
  *   mq: "mq:///ipck-...". Returns false for pipe (no URL form). */
 bool tu_url(char *buf, size_t cap, const char *be, bool abstract);
 
+/* Two threads open url as IPC_SERVER at the same moment (a barrier);
+ * res[i] gets each ipc_open's result and ch[i] its channel. */
+void tu_open_race(const char *url, int res[2], ipc_chan *ch[2]);
+
 /* A port on 127.0.0.1 that was free a moment ago (type SOCK_STREAM or
  * SOCK_DGRAM), or -1. */
 int tu_free_port(int type);
