@@ -379,6 +379,37 @@ Test(shm, garbage_client_dropped)
 	ipc_close(s);
 }
 
+/* A client that connects and never says hello is dropped after a second,
+ * so a real client behind it gets through (the server used to wait on the
+ * silent one forever). */
+Test(shm, silent_client_dropped, .timeout = 60)
+{
+	char u[256], buf[8];
+	url_of(u, sizeof(u), "silent", false, NULL);
+	ipc_chan *s;
+	cr_assert_eq(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", u + 6);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), 0), -EAGAIN); /* takes the silent one */
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_chan *c;
+		_exit(ipc_open(&c, u, IPC_CLIENT, NULL) == 0 && ipc_send(c, "ok", 2, -1) == 0 &&
+		      ipc_recv(c, buf, sizeof(buf), -1) == 1 ? 0 : 1);
+	}
+	cr_assert_eq(ipc_recv(s, buf, sizeof(buf), -1), 2);
+	cr_assert_eq(ipc_send(s, "!", 1, -1), 0);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client status %d", st);
+	cr_assert_leq(read(fd, buf, sizeof(buf)), 0, "the silent client was closed");
+	close(fd);
+	ipc_close(s);
+}
+
 Test(shm, peer_max_msg_respected)
 {
 	char us[256], uc[256];

@@ -51,6 +51,7 @@
 #define SHM_SPIN_NS 50000          /* adaptive: spin this long before sleeping */
 #define SHM_PEER_CHECK_NS 2000000  /* spinning: look at the socket this often */
 #define SHM_CLOSE_FLUSH_MS 200     /* close: time given to a pending fragment tail */
+#define SHM_HELLO_MS 1000          /* server: time a connected client has to say hello */
 
 /* Rendezvous messages on the socket (native byte order: same machine). */
 struct shm_hello {
@@ -83,6 +84,7 @@ struct shm {
 	int side;               /* 0 server (sends on ring 0), 1 client */
 	int lfd;                /* server, until attached */
 	int pconn;              /* server: accepted, hello not complete yet */
+	ipc_deadline pconn_dl;  /* ... and when its hello must be complete */
 	int sock;               /* connected socket */
 	int efd_rx;             /* our data doorbell: a pipe's read end (blocking) */
 	int efd_tx;             /* the peer's: a pipe's write end (nonblocking) */
@@ -480,10 +482,21 @@ static int shm_accept_on(ipc_chan *c, int lfd, ipc_deadline dl)
 			}
 			s->pconn = fd;
 			s->hs_got = 0;
+			s->pconn_dl = ipc__deadline(SHM_HELLO_MS);
 		}
-		int r = hs_read(s, s->pconn, sizeof(struct shm_hello), false, dl);
-		if (r == -ETIMEDOUT || r == -EAGAIN)
+		/* A client gets SHM_HELLO_MS to say hello: one that connects
+		 * and stays silent must not keep the others waiting. */
+		ipc_deadline hdl = dl;
+		if (dl == IPC_FOREVER || (dl != IPC_NOWAIT && s->pconn_dl < dl))
+			hdl = s->pconn_dl;
+		int r = hs_read(s, s->pconn, sizeof(struct shm_hello), false, hdl);
+		if (r == -ETIMEDOUT || r == -EAGAIN) {
+			if (ipc__expired(s->pconn_dl)) {
+				ipc__close_fd(&s->pconn); /* silent: take the next */
+				continue;
+			}
 			return r;
+		}
 		if (r == 0 && (r = shm_serve(c, s->pconn)) == 0) {
 			s->pconn = -1;
 			return 0;
