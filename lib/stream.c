@@ -492,8 +492,11 @@ static void ev_update(struct ipc_stream *s)
 	}
 }
 
+/* Every receive ends here: r is the message length or an error. */
 static ssize_t finish(struct ipc_stream *s, ssize_t r)
 {
+	if (r >= 0)
+		s->big = r >= IPC_BIG_MSG;
 	if (s->evfd >= 0)
 		ev_update(s);
 	return r;
@@ -524,7 +527,6 @@ static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 	free(s->part);
 	s->part = NULL;
 	s->part_len = s->part_got = 0;
-	s->big = len >= IPC_BIG_MSG;
 	return (ssize_t)len;
 }
 
@@ -554,7 +556,6 @@ static ssize_t read_rest(struct ipc_stream *s, void *buf, size_t len, size_t got
 		}
 		return n;
 	}
-	s->big = len >= IPC_BIG_MSG;
 	return (ssize_t)len;
 }
 
@@ -604,7 +605,6 @@ static ssize_t recv_direct(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl, 
 	if (got >= len) {
 		s->rlen = got - len;
 		memcpy(s->rbuf, (char *)buf + len, s->rlen);
-		s->big = len >= IPC_BIG_MSG;
 		return len;
 	}
 	s->rlen = 0;
@@ -656,7 +656,6 @@ ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 		s->rpos += IPC_FRAME_HDR + (size_t)len;
 		if (s->rpos == s->rlen)
 			s->rpos = s->rlen = 0;
-		s->big = len >= IPC_BIG_MSG;
 		return finish(s, (ssize_t)len);
 	}
 	/* large message: take what is buffered, read the rest straight into

@@ -219,38 +219,43 @@ Test(pipe, pair_peer_killed, .timeout = 30)
 	ipc_close(a);
 }
 
+/* Adopt a fresh pair of pipes with query q; the pipe size of the write end
+ * the channel took (0 and -err when ipc_open failed; the caller's
+ * descriptors must then still be open). All descriptors are closed. */
+static int adopted_pipe_size(const char *q, int *err)
+{
+	int p[2], w[2], size = 0;
+	char url[96];
+	ipc_chan *c = NULL;
+
+	make_pipes(p, w);
+	snprintf(url, sizeof(url), "pipe://%d,%d%s", p[0], w[1], q);
+	*err = ipc_open(&c, url, IPC_CLIENT, NULL);
+	if (*err == 0) {
+		size = fcntl(w[1], F_GETPIPE_SZ);
+		ipc_close(c); /* closes p[0] and w[1] */
+	} else {
+		cr_assert(fd_open(p[0]) && fd_open(w[1]), "a refused adoption closed the caller's fds");
+		close(p[0]);
+		close(w[1]);
+	}
+	close(p[1]);
+	close(w[0]);
+	return size;
+}
+
 /* Pipe size: 128 KiB by default (a 64 KiB message and its header fit one
  * write), exactly `capacity` (rounded to pages) when asked, and a refusal
  * of an absurd capacity leaves the caller's descriptors open. */
 Test(pipe, capacity)
 {
-	int p[2], q[2];
-	char url[96];
-	ipc_chan *c = NULL;
+	int err;
 
 	snprintf(tu_tag, sizeof(tu_tag), "pipe/capacity");
-	make_pipes(p, q);
-	snprintf(url, sizeof(url), "pipe://%d,%d", p[0], q[1]);
-	T_OK(ipc_open(&c, url, IPC_CLIENT, NULL));
-	T_EQ(fcntl(q[1], F_GETPIPE_SZ), 128 * 1024);
-	ipc_close(c);
-	close(p[1]);
-	close(q[0]);
-
-	make_pipes(p, q);
-	snprintf(url, sizeof(url), "pipe://%d,%d?capacity=16K", p[0], q[1]);
-	T_OK(ipc_open(&c, url, IPC_CLIENT, NULL));
-	T_EQ(fcntl(q[1], F_GETPIPE_SZ), 16 * 1024);
-	ipc_close(c);
-	close(p[1]);
-	close(q[0]);
-
-	make_pipes(p, q);
-	snprintf(url, sizeof(url), "pipe://%d,%d?capacity=2G", p[0], q[1]);
-	T_EQ(ipc_open(&c, url, IPC_CLIENT, NULL), -EMSGSIZE);
-	cr_assert(fd_open(p[0]) && fd_open(q[1]), "a refused adoption closed the caller's fds");
-	close(p[0]);
-	close(p[1]);
-	close(q[0]);
-	close(q[1]);
+	T_EQ(adopted_pipe_size("", &err), 128 * 1024);
+	T_OK(err);
+	T_EQ(adopted_pipe_size("?capacity=16K", &err), 16 * 1024);
+	T_OK(err);
+	T_EQ(adopted_pipe_size("?capacity=2G", &err), 0);
+	T_EQ(err, -EMSGSIZE);
 }

@@ -221,16 +221,6 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 			f->server = false; /* they are its names now: leave them */
 			goto fail;
 		}
-		/* Another server reclaiming a stale pair may have unlinked
-		 * ours between mkfifo and flock: the lock must be on the inode
-		 * that the name still refers to. */
-		struct stat ls, ns;
-		if (fstat(f->lockfd, &ls) < 0 || stat(f->c2s, &ns) < 0 || ls.st_ino != ns.st_ino ||
-		    ls.st_dev != ns.st_dev) {
-			r = -EADDRINUSE;
-			f->server = false; /* the names are not ours: leave them */
-			goto fail;
-		}
 		/* exact mode, whatever the umask */
 		int sfd = open_fifo(f->s2c, O_RDONLY);
 		if (sfd < 0 || fchmod(sfd, c->cfg.mode & 0777) < 0 ||

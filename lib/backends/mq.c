@@ -200,12 +200,6 @@ static int mq_names(struct mq_chan *m, const char *name)
 	return 0;
 }
 
-/* Bind the abstract socket that says "a live server owns this name". */
-static int mq_lock_take(const char *name)
-{
-	return ipc__name_lock("mq", name);
-}
-
 static int mq_pidfd(pid_t pid)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -590,7 +584,7 @@ static int mq_open_server(ipc_chan *c, struct mq_chan *m, const char *name)
 	m->msgsize = (size_t)attr.mq_msgsize;
 	if (!(m->stash = malloc(m->msgsize)))
 		return -ENOMEM;
-	if ((r = m->lock = mq_lock_take(name)) < 0)
+	if ((r = m->lock = ipc__name_lock("mq", name)) < 0)
 		return r;
 	m->server = true;
 	m->sq = mq_create(m->sname, O_WRONLY, c->cfg.mode, &attr);
@@ -817,7 +811,7 @@ static void mq_close_(ipc_chan *c)
 		} else if (!m->server) {
 			/* A server that died before attaching left the names:
 			 * remove them if no live server holds the name now. */
-			int fd = mq_lock_take(m->name);
+			int fd = ipc__name_lock("mq", m->name);
 			if (fd >= 0) {
 				mq_unlink(m->sname);
 				mq_unlink(m->cname);

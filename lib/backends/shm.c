@@ -165,6 +165,9 @@ static int64_t coarse_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Online CPUs: adaptive waiting never spins on a single-CPU machine. (Not
+ * this thread's affinity: a process pinned to one CPU may well have its
+ * peer on another, and spinning then is what pays.) */
 static int shm_cpus(void)
 {
 	return (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -306,7 +309,6 @@ static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline 
 
 /* ---- server side of the rendezvous ---- */
 
-/* conn sent a complete hello in s->hs: build the mapping and answer. */
 /*
  * Asymmetric fences. After each index update a writer must not miss a
  * reader that is going to sleep: classically both sides issue a full fence
@@ -372,6 +374,7 @@ static bool shm_reader_barrier(void)
 	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
 }
 
+/* conn sent a complete hello in s->hs: build the mapping and answer. */
 static int shm_serve(ipc_chan *c, int conn)
 {
 	struct shm *s = S(c);
@@ -1377,9 +1380,6 @@ static int shm_fd(ipc_chan *c)
 
 /* ---- open, pair, close, listener ---- */
 
-/* Online CPUs: adaptive waiting never spins on a single-CPU machine. (Not
- * this thread's affinity: a process pinned to one CPU may well have its
- * peer on another, and spinning then is what pays.) */
 static int shm_prepare(ipc_chan *c, int role)
 {
 	struct shm *s = S(c);
