@@ -9,27 +9,45 @@
  * zeroed, 64-byte aligned). A NULL op means "not supported": the core
  * answers -ENOTSUP (or emulates, where noted).
  *
- * Deadlines: every op that may wait takes an ipc_deadline: IPC_FOREVER
- * (wait forever), IPC_NOWAIT (never block: -EAGAIN when it would) or an
- * absolute CLOCK_MONOTONIC time in ns (-ETIMEDOUT when it passes). Ops
- * retry EINTR themselves with the remaining time (lib/posix helpers do).
+ * Deadlines: every op that may wait takes an ipc_deadline *, one per API
+ * call: the caller's timeout (-1 forever, 0 never block: -EAGAIN when it
+ * would, > 0: -ETIMEDOUT when it passes), turned into an absolute
+ * CLOCK_MONOTONIC time only when the call first has to wait (ipc__dl_at),
+ * so a call that never waits never reads the clock. Everything one call
+ * does shares its deadline through the pointer. Ops retry EINTR themselves
+ * with the remaining time (lib/posix helpers do).
+ *
+ * Lifecycle: a backend with an init op has it called on every fresh
+ * channel (zeroed priv) before open, pair or accept; init makes the state
+ * closable (descriptors -1, ...) and cannot fail, and after any failure of
+ * open, pair or accept the core calls close. Backends without init undo
+ * their own failures (being migrated).
  */
 #ifndef IPC_BACKEND_H
 #define IPC_BACKEND_H
 
 #include "config.h"
+#include "fault.h"
 #include "ipckit.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
-typedef int64_t ipc_deadline;
-#define IPC_FOREVER ((ipc_deadline)-1)
-#define IPC_NOWAIT ((ipc_deadline)0)
+typedef struct ipc_deadline {
+	int ms;     /* the caller's timeout: -1 forever, 0 never block, > 0 */
+	int64_t at; /* absolute CLOCK_MONOTONIC ns; 0 until first needed */
+} ipc_deadline;
+/* A deadline for a timeout in ms (not anchored yet). */
+#define IPC_DL_INIT(ms_) ((ipc_deadline){ .ms = (ms_) < 0 ? -1 : (ms_), .at = 0 })
+/* Pointers to fresh block-scope deadlines, for calls made by the library
+ * itself ("wait forever", "do not wait"). */
+#define IPC_FOREVER (&(ipc_deadline){ .ms = -1 })
+#define IPC_NOWAIT (&(ipc_deadline){ .ms = 0 })
 
 /* Default option values (DESIGN.md). */
 #define IPC_DEFAULT_MAX_MSG ((size_t)16 << 20)
@@ -84,13 +102,19 @@ typedef struct ipc_url {
 
 struct ipc_backend;
 
-/* A channel. Everything but priv is core-owned; backends read cfg, may
- * set url (resolved form, malloc'd; the core frees it), max_msg and
- * need_len. */
+/* A channel. Everything but priv is core-owned; backends read cfg and
+ * owner, may set url (resolved form, malloc'd; the core frees it), max_msg,
+ * peer_max and need_len. */
 struct ipc_chan {
 	const struct ipc_backend *be;
 	ipc_cfg cfg;
-	size_t max_msg;   /* effective limit; the core refuses larger sends */
+	size_t max_msg;   /* this end's limit both ways; the core refuses larger
+	                     sends, receives treat a larger frame as -EPROTO */
+	_Atomic size_t peer_max; /* the peer's announced max_msg, 0 until known;
+	                     sends above it are the backend's -EMSGSIZE */
+	pid_t owner;      /* the process that opened (or accepted, or paired)
+	                     the channel: only it removes names or writes a
+	                     pending tail at close (ipc__owned) */
 	char *url;        /* resolved URL for ipc_info (malloc'd, may be NULL) */
 	size_t need_len;  /* set by recv when it returns -EMSGSIZE: the length
 	                     of the waiting message (0 if unknown) */
@@ -110,6 +134,7 @@ struct ipc_chan {
 struct ipc_listener {
 	const struct ipc_backend *be;
 	ipc_cfg cfg;
+	pid_t owner;      /* the process that created it (see ipc_chan.owner) */
 	char *url;
 	_Alignas(64) unsigned char priv[];
 };
@@ -124,8 +149,13 @@ struct ipc_backend {
 	                             0 = ask limit() */
 
 	/* Largest message the mechanism can carry right now (mq reads the
-	 * kernel limit). NULL: max_msg_limit. */
-	size_t (*limit)(void);
+	 * kernel limit) into *out: 0, or -errno when it cannot be read (the
+	 * caller reports that error). NULL: max_msg_limit. */
+	int (*limit)(size_t *out);
+
+	/* Make a zeroed channel closable (see Lifecycle above); NULL for
+	 * backends that unwind their own failures. */
+	void (*init)(ipc_chan *c);
 
 	/* Open one end. flags is IPC_SERVER or IPC_CLIENT. c->cfg is filled
 	 * and c->max_msg already resolved and checked against the limit.
@@ -140,28 +170,40 @@ struct ipc_backend {
 	 * close() is not called for either. */
 	int (*pair)(ipc_chan *a, ipc_chan *b);
 
-	/* Send one whole message (len <= c->max_msg, checked by the core).
-	 * 0, -EPIPE, -EAGAIN, -ETIMEDOUT, -EPROTO, or an errno. */
-	int (*send)(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl);
+	/* Send one whole message (len <= c->max_msg, checked by the core;
+	 * len above c->peer_max is the backend's -EMSGSIZE, and a first send
+	 * waits within dl for the peer's handshake to learn it). 0 only when
+	 * the whole message will be delivered (a tail cut by dl is written by
+	 * lib/tail.c); -EAGAIN/-ETIMEDOUT only when nothing of it will be.
+	 * 0, -EPIPE, -EAGAIN, -ETIMEDOUT, -EPROTO, -EMSGSIZE, -ENOMEM, or an
+	 * errno. */
+	int (*send)(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl);
 
 	/* Send msgs in order; returns the count sent (each whole), or an
 	 * error when none was. NULL: the core loops over send(). */
-	int (*sendv)(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl);
+	int (*sendv)(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *dl);
 
 	/* Receive one message. Returns its length, -EMSGSIZE when it is larger
 	 * than cap (the message stays queued; set c->need_len when known),
 	 * -EPIPE after the peer closed and everything delivered was returned,
 	 * -EAGAIN, -ETIMEDOUT, -EPROTO. */
-	ssize_t (*recv)(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl);
+	ssize_t (*recv)(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl);
 
-	/* The pollable descriptor of ipc_fd (level-triggered; readable while
-	 * recv would not block). Created on first call, owned by the channel. */
+	/* Receive up to n messages already waiting, waiting within dl only for
+	 * the first; each bufs[i].len set. Returns the count (>= 1) or, when
+	 * none was received, recv's error. A message larger than its buffer
+	 * stops the batch and stays queued. NULL: the core loops over recv(). */
+	int (*recvv)(ipc_chan *c, ipc_buf *bufs, size_t n, ipc_deadline *dl);
+
+	/* The pollable descriptor of ipc_fd (level-triggered from the first
+	 * call; readable while recv would not block, messages that arrived
+	 * earlier included). Created on first call, owned by the channel. */
 	int (*fd)(ipc_chan *c);
 
 	/* Zero-copy, all four or none (NULL: the core emulates with a copy). */
-	int (*send_reserve)(ipc_chan *c, size_t len, void **buf, ipc_deadline dl);
+	int (*send_reserve)(ipc_chan *c, size_t len, void **buf, ipc_deadline *dl);
 	int (*send_commit)(ipc_chan *c, size_t len);
-	ssize_t (*recv_peek)(ipc_chan *c, const void **msg, ipc_deadline dl);
+	ssize_t (*recv_peek)(ipc_chan *c, const void **msg, ipc_deadline *dl);
 	int (*recv_release)(ipc_chan *c);
 
 	/* Release everything the channel holds (fds, names, memory in priv).
@@ -170,9 +212,13 @@ struct ipc_backend {
 	void (*close)(ipc_chan *c);
 
 	/* Listener ops (NULL: -ENOTSUP). listen sets l->url (resolved). accept
-	 * fills a new channel whose priv is zeroed and cfg copied from l. */
+	 * fills a new channel whose priv is zeroed and cfg copied from l; a
+	 * client whose hello is incomplete when dl passes stays pending in
+	 * the listener. listener_fd: readable while accept would not block.
+	 * listener_close removes names only when l->owner is this process. */
 	int (*listen)(ipc_listener *l, const ipc_url *u);
-	int (*accept)(ipc_listener *l, ipc_chan *c, ipc_deadline dl);
+	int (*accept)(ipc_listener *l, ipc_chan *c, ipc_deadline *dl);
+	int (*listener_fd)(ipc_listener *l);
 	void (*listener_close)(ipc_listener *l);
 };
 
@@ -195,25 +241,46 @@ int ipc__cfg_init(ipc_cfg *cfg, const ipc_opts *opts);
 /* lib/core.c: the compiled-in backend for a scheme, or NULL. */
 const struct ipc_backend *ipc__backend_find(const char *scheme, size_t len);
 
-/* lib/core.c: deadline helpers */
-ipc_deadline ipc__deadline(int timeout_ms);
-int64_t ipc__now_ns(void);
-/* Milliseconds left for poll(): -1 forever, 0 for NOWAIT or passed. */
-int ipc__remaining_ms(ipc_deadline dl);
-/* The error for a wait that ran out: -EAGAIN for NOWAIT, else -ETIMEDOUT. */
-static inline int ipc__timeout_err(ipc_deadline dl)
+/* True in the process that opened c (names and close-time writes are its
+ * business only; a forked child's close releases descriptors). */
+pid_t ipc__getpid(void);
+static inline bool ipc__owned(pid_t owner)
 {
-	return dl == IPC_NOWAIT ? -EAGAIN : -ETIMEDOUT;
+	return owner == ipc__getpid();
 }
-static inline bool ipc__expired(ipc_deadline dl)
+
+/* lib/core.c: deadline helpers */
+int64_t ipc__now_ns(void);
+static inline bool ipc__dl_forever(const ipc_deadline *d)
 {
-	return dl != IPC_FOREVER && (dl == IPC_NOWAIT || ipc__now_ns() >= dl);
+	return d->ms < 0;
+}
+static inline bool ipc__dl_nowait(const ipc_deadline *d)
+{
+	return d->ms == 0;
+}
+/* The absolute time of a finite deadline, computed on first use (INT64_MAX
+ * for forever, the time of the first use for never-block). */
+int64_t ipc__dl_at(ipc_deadline *d);
+/* An anchored deadline ms from now. */
+ipc_deadline ipc__dl_in(int ms);
+/* The earlier of d and ms from now (a slice of a longer wait); never-block
+ * stays never-block. ipc__expired(d) tells a real timeout from a slice's. */
+ipc_deadline ipc__dl_slice(ipc_deadline *d, int ms);
+/* Milliseconds left for poll(): -1 forever, 0 for never-block or passed. */
+int ipc__remaining_ms(ipc_deadline *d);
+/* True once d passed (always for never-block, never for forever). */
+bool ipc__expired(ipc_deadline *d);
+/* The error for a wait that ran out: -EAGAIN for never-block, else -ETIMEDOUT. */
+static inline int ipc__timeout_err(const ipc_deadline *d)
+{
+	return d->ms == 0 ? -EAGAIN : -ETIMEDOUT;
 }
 
 /* lib/core.c: lock m within dl (a channel's attach lock, which another
  * thread may hold while it waits within its own deadline): 0, or
  * -EAGAIN/-ETIMEDOUT when dl passes first. */
-int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline dl);
+int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline *dl);
 
 /* Format "scheme://addr" into a malloc'd string (NULL on ENOMEM). */
 char *ipc__url_format(const char *scheme, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Registration: a static table, one entry per compiled-in backend. */
 static const struct ipc_backend *const backends[] = {
@@ -76,24 +77,54 @@ int64_t ipc__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-ipc_deadline ipc__deadline(int timeout_ms)
+pid_t ipc__getpid(void)
 {
-	if (timeout_ms < 0)
-		return IPC_FOREVER;
-	if (timeout_ms == 0)
-		return IPC_NOWAIT;
-	return ipc__now_ns() + (int64_t)timeout_ms * 1000000;
+	return getpid();
 }
 
-int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline dl)
+int64_t ipc__dl_at(ipc_deadline *d)
+{
+	if (d->ms < 0)
+		return INT64_MAX;
+	if (d->at == 0)
+		d->at = ipc__now_ns() + (int64_t)d->ms * 1000000;
+	return d->at;
+}
+
+ipc_deadline ipc__dl_in(int ms)
+{
+	ipc_deadline d = IPC_DL_INIT(ms);
+	(void)ipc__dl_at(&d);
+	return d;
+}
+
+ipc_deadline ipc__dl_slice(ipc_deadline *d, int ms)
+{
+	if (d->ms == 0)
+		return *d;
+	ipc_deadline s = ipc__dl_in(ms);
+	if (d->ms > 0 && ipc__dl_at(d) < s.at)
+		s.at = d->at;
+	return s;
+}
+
+bool ipc__expired(ipc_deadline *d)
+{
+	if (d->ms < 0)
+		return false;
+	if (d->ms == 0)
+		return true;
+	return ipc__now_ns() >= ipc__dl_at(d);
+}
+
+int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline *dl)
 {
 	int r;
-	if (dl == IPC_FOREVER) {
+	if (ipc__dl_forever(dl)) {
 		r = pthread_mutex_lock(m);
-	} else if (dl == IPC_NOWAIT) {
-		r = pthread_mutex_trylock(m);
-	} else {
-		struct timespec ts = { (time_t)(dl / 1000000000), (long)(dl % 1000000000) };
+	} else if ((r = pthread_mutex_trylock(m)) == EBUSY && !ipc__dl_nowait(dl)) {
+		int64_t at = ipc__dl_at(dl);
+		struct timespec ts = { (time_t)(at / 1000000000), (long)(at % 1000000000) };
 		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
 	}
 	if (r == EBUSY || r == ETIMEDOUT)
@@ -101,26 +132,76 @@ int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline dl)
 	return -r;
 }
 
-int ipc__remaining_ms(ipc_deadline dl)
+int ipc__remaining_ms(ipc_deadline *dl)
 {
-	if (dl == IPC_FOREVER)
+	if (dl->ms < 0)
 		return -1;
-	if (dl == IPC_NOWAIT)
+	if (dl->ms == 0)
 		return 0;
-	int64_t left = dl - ipc__now_ns();
+	int64_t left = ipc__dl_at(dl) - ipc__now_ns();
 	if (left <= 0)
 		return 0;
 	int64_t ms = (left + 999999) / 1000000; /* round up: never wake early */
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+#ifdef IPC_FAULT_INJECTION
+/* Test builds: the n-th request of a kind fails (lib/fault.h). */
+static struct {
+	atomic_long calls, failed, nth;
+	atomic_bool sticky;
+} faults[IPC_FAULT_KINDS] = {
+	[IPC_FAULT_MEM] = { .nth = -1 }, [IPC_FAULT_FD] = { .nth = -1 },
+	[IPC_FAULT_THREAD] = { .nth = -1 },
+};
+
+bool ipc__fault_hit(enum ipc_fault_kind kind)
+{
+	long n = atomic_fetch_add(&faults[kind].calls, 1);
+	long nth = atomic_load(&faults[kind].nth);
+	if (nth < 0 || n < nth || (n > nth && !atomic_load(&faults[kind].sticky)))
+		return false;
+	atomic_fetch_add(&faults[kind].failed, 1);
+	return true;
+}
+
+void ipc__fault_arm(enum ipc_fault_kind kind, long nth, bool sticky)
+{
+	atomic_store(&faults[kind].nth, -1);
+	atomic_store(&faults[kind].calls, 0);
+	atomic_store(&faults[kind].failed, 0);
+	atomic_store(&faults[kind].sticky, sticky);
+	atomic_store(&faults[kind].nth, nth);
+}
+
+long ipc__fault_count(enum ipc_fault_kind kind)
+{
+	return atomic_load(&faults[kind].calls);
+}
+
+long ipc__fault_failed(enum ipc_fault_kind kind)
+{
+	return atomic_load(&faults[kind].failed);
+}
+#endif
+
 /* Resolve max_msg against the mechanism's limit: an explicit request above
  * it is refused, the default is capped. */
+static int backend_limit(const struct ipc_backend *be, size_t *limit)
+{
+	if (!be->limit) {
+		*limit = be->max_msg_limit;
+		return 0;
+	}
+	return be->limit(limit);
+}
+
 static int resolve_max(const struct ipc_backend *be, ipc_cfg *cfg, size_t *max)
 {
-	size_t limit = be->limit ? be->limit() : be->max_msg_limit;
-	if (limit == 0)
-		return -EPROTONOSUPPORT;
+	size_t limit;
+	int r = backend_limit(be, &limit);
+	if (r < 0)
+		return r;
 	if (cfg->max_msg > limit) {
 		if (cfg->set & IPC_SET_MAX_MSG)
 			return -EMSGSIZE;
@@ -130,17 +211,21 @@ static int resolve_max(const struct ipc_backend *be, ipc_cfg *cfg, size_t *max)
 	return 0;
 }
 
+/* A fresh channel, made closable by the backend's init. */
 static ipc_chan *chan_alloc(const struct ipc_backend *be, const ipc_cfg *cfg, size_t max)
 {
 	void *p = NULL;
 	size_t sz = sizeof(ipc_chan) + be->chan_size;
-	if (posix_memalign(&p, 64, sz) != 0)
+	if (ipc__fault_hit(IPC_FAULT_MEM) || posix_memalign(&p, 64, sz) != 0)
 		return NULL;
 	memset(p, 0, sz);
 	ipc_chan *c = p;
 	c->be = be;
 	c->cfg = *cfg;
 	c->max_msg = max;
+	c->owner = getpid();
+	if (be->init)
+		be->init(c);
 	return c;
 }
 
@@ -152,6 +237,17 @@ static void chan_free(ipc_chan *c)
 	free(c);
 }
 
+/* After a failed open, pair or accept: undo it (see Lifecycle in
+ * backend.h). */
+static void chan_discard(ipc_chan *c)
+{
+	if (!c)
+		return;
+	if (c->be->init)
+		c->be->close(c);
+	chan_free(c);
+}
+
 static bool valid_timeout(int t)
 {
 	return t >= -1;
@@ -161,7 +257,7 @@ int ipc_open(ipc_chan **out, const char *url, int flags, const ipc_opts *opts)
 {
 	if (!out || !url || (flags != IPC_SERVER && flags != IPC_CLIENT))
 		return -EINVAL;
-	ipc_url *u = malloc(sizeof(*u));
+	ipc_url *u = ipc__malloc(sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	const struct ipc_backend *be = NULL;
@@ -181,8 +277,7 @@ int ipc_open(ipc_chan **out, const char *url, int flags, const ipc_opts *opts)
 		goto out;
 	}
 	if ((r = be->open(c, u, flags)) < 0) {
-		free(c->url);
-		free(c);
+		chan_discard(c);
 		c = NULL;
 		goto out;
 	}
@@ -216,15 +311,13 @@ int ipc_pair(const char *scheme, ipc_chan **a, ipc_chan **b, const ipc_opts *opt
 		return r;
 	ipc_chan *ca = chan_alloc(be, &cfg, max), *cb = chan_alloc(be, &cfg, max);
 	if (!ca || !cb) {
-		free(ca);
-		free(cb);
+		chan_discard(ca);
+		chan_discard(cb);
 		return -ENOMEM;
 	}
 	if ((r = be->pair(ca, cb)) < 0) {
-		free(ca->url);
-		free(cb->url);
-		free(ca);
-		free(cb);
+		chan_discard(ca);
+		chan_discard(cb);
 		return r;
 	}
 	*a = ca;
@@ -249,7 +342,8 @@ int ipc_send(ipc_chan *c, const void *msg, size_t len, int timeout_ms)
 		return -EMSGSIZE;
 	if (c->zc_reserved)
 		return -EBUSY;
-	return c->be->send(c, msg, len, ipc__deadline(timeout_ms));
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
+	return c->be->send(c, msg, len, &dl);
 }
 
 ssize_t ipc_recv(ipc_chan *c, void *buf, size_t cap, int timeout_ms)
@@ -261,7 +355,40 @@ ssize_t ipc_recv(ipc_chan *c, void *buf, size_t cap, int timeout_ms)
 	if (cap > SSIZE_MAX)
 		cap = SSIZE_MAX;
 	c->need_len = 0;
-	return c->be->recv(c, buf, cap, ipc__deadline(timeout_ms));
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
+	return c->be->recv(c, buf, cap, &dl);
+}
+
+int ipc_recvv(ipc_chan *c, ipc_buf *bufs, size_t n, int timeout_ms)
+{
+	if (!c || (!bufs && n) || !valid_timeout(timeout_ms))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!bufs[i].data && bufs[i].cap)
+			return -EINVAL;
+	if (c->zc_peeked)
+		return -EBUSY;
+	if (n == 0)
+		return 0;
+	if (n > INT_MAX)
+		n = INT_MAX;
+	c->need_len = 0;
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
+	if (c->be->recvv)
+		return c->be->recvv(c, bufs, n, &dl);
+	/* one wait for the first, then whatever is already there */
+	size_t got = 0;
+	for (; got < n; got++) {
+		size_t cap = bufs[got].cap > SSIZE_MAX ? SSIZE_MAX : bufs[got].cap;
+		ssize_t r = c->be->recv(c, bufs[got].data, cap, got ? IPC_NOWAIT : &dl);
+		if (r < 0) {
+			if (got == 0)
+				return (int)r;
+			break;
+		}
+		bufs[got].len = (size_t)r;
+	}
+	return (int)got;
 }
 
 int ipc_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, int timeout_ms)
@@ -281,12 +408,12 @@ int ipc_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, int timeout_ms)
 		return msgs[0].len > c->max_msg ? -EMSGSIZE : -EINVAL;
 	if (k == 0)
 		return 0;
-	ipc_deadline dl = ipc__deadline(timeout_ms);
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
 	if (c->be->sendv)
-		return c->be->sendv(c, msgs, k, dl);
+		return c->be->sendv(c, msgs, k, &dl);
 	int sent = 0;
 	for (size_t i = 0; i < k; i++) {
-		int r = c->be->send(c, msgs[i].data, msgs[i].len, dl);
+		int r = c->be->send(c, msgs[i].data, msgs[i].len, &dl);
 		if (r < 0)
 			return sent ? sent : r;
 		sent++;
@@ -314,12 +441,13 @@ int ipc_send_reserve(ipc_chan *c, size_t len, void **buf, int timeout_ms)
 	if (c->zc_reserved)
 		return -EBUSY;
 	if (c->be->send_reserve) {
-		int r = c->be->send_reserve(c, len, buf, ipc__deadline(timeout_ms));
+		ipc_deadline dl = IPC_DL_INIT(timeout_ms);
+		int r = c->be->send_reserve(c, len, buf, &dl);
 		if (r < 0)
 			return r;
 	} else {
 		if (len > c->zc_scap || !c->zc_sbuf) {
-			unsigned char *nb = realloc(c->zc_sbuf, len ? len : 1);
+			unsigned char *nb = ipc__realloc(c->zc_sbuf, len ? len : 1);
 			if (!nb)
 				return -ENOMEM;
 			c->zc_sbuf = nb;
@@ -340,15 +468,17 @@ int ipc_send_commit(ipc_chan *c, size_t len)
 	c->zc_reserved = false;
 	if (c->be->send_commit)
 		return c->be->send_commit(c, len);
-	return c->be->send(c, c->zc_sbuf, len, ipc__deadline(c->zc_stimeout));
+	ipc_deadline dl = IPC_DL_INIT(c->zc_stimeout);
+	return c->be->send(c, c->zc_sbuf, len, &dl);
 }
 
 ssize_t ipc_recv_peek(ipc_chan *c, const void **msg, int timeout_ms)
 {
 	if (!c || !msg || !valid_timeout(timeout_ms))
 		return -EINVAL;
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
 	if (c->be->recv_peek) {
-		ssize_t r = c->be->recv_peek(c, msg, ipc__deadline(timeout_ms));
+		ssize_t r = c->be->recv_peek(c, msg, &dl);
 		if (r >= 0)
 			c->zc_peeked = true;
 		return r;
@@ -357,17 +487,16 @@ ssize_t ipc_recv_peek(ipc_chan *c, const void **msg, int timeout_ms)
 		*msg = c->zc_rbuf;
 		return c->zc_rlen;
 	}
-	ipc_deadline dl = ipc__deadline(timeout_ms);
 	for (;;) {
 		c->need_len = 0;
-		ssize_t r = c->be->recv(c, c->zc_rbuf, c->zc_rcap, dl);
+		ssize_t r = c->be->recv(c, c->zc_rbuf, c->zc_rcap, &dl);
 		if (r == -EMSGSIZE) {
 			size_t want = c->need_len ? c->need_len : c->max_msg;
 			if (want <= c->zc_rcap)
 				want = c->max_msg; /* cannot happen unless need_len lied */
 			if (want <= c->zc_rcap)
 				return -EPROTO;
-			unsigned char *nb = realloc(c->zc_rbuf, want);
+			unsigned char *nb = ipc__realloc(c->zc_rbuf, want);
 			if (!nb)
 				return -ENOMEM;
 			c->zc_rbuf = nb;
@@ -403,7 +532,7 @@ int ipc_listen(ipc_listener **out, const char *url, const ipc_opts *opts)
 {
 	if (!out || !url)
 		return -EINVAL;
-	ipc_url *u = malloc(sizeof(*u));
+	ipc_url *u = ipc__malloc(sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	const struct ipc_backend *be = NULL;
@@ -420,7 +549,8 @@ int ipc_listen(ipc_listener **out, const char *url, const ipc_opts *opts)
 	if ((r = resolve_max(be, &u->cfg, &max)) < 0)
 		goto out;
 	u->cfg.max_msg = max;
-	if (posix_memalign(&p, 64, sizeof(*l) + be->listener_size) != 0) {
+	if (ipc__fault_hit(IPC_FAULT_MEM) ||
+	    posix_memalign(&p, 64, sizeof(*l) + be->listener_size) != 0) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -428,6 +558,7 @@ int ipc_listen(ipc_listener **out, const char *url, const ipc_opts *opts)
 	l = p;
 	l->be = be;
 	l->cfg = u->cfg;
+	l->owner = getpid();
 	if ((r = be->listen(l, u)) < 0) {
 		listener_free(l);
 		goto out;
@@ -452,13 +583,13 @@ int ipc_accept(ipc_listener *l, ipc_chan **out, int timeout_ms)
 	ipc_chan *c = chan_alloc(l->be, &l->cfg, l->cfg.max_msg);
 	if (!c)
 		return -ENOMEM;
-	int r = l->be->accept(l, c, ipc__deadline(timeout_ms));
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
+	int r = l->be->accept(l, c, &dl);
 	if (r < 0) {
-		free(c->url);
-		free(c);
+		chan_discard(c);
 		return r;
 	}
-	if (!c->url && l->url && !(c->url = strdup(l->url))) {
+	if (!c->url && l->url && !(c->url = ipc__strdup(l->url))) {
 		l->be->close(c);
 		chan_free(c);
 		return -ENOMEM;
@@ -481,14 +612,42 @@ const char *ipc_listener_url(const ipc_listener *l)
 	return l ? l->url : NULL;
 }
 
+int ipc_listener_fd(const ipc_listener *l)
+{
+	if (!l)
+		return -EINVAL;
+	if (!l->be->listener_fd)
+		return -ENOTSUP;
+	return l->be->listener_fd((ipc_listener *)l);
+}
+
 int ipc_info_get(const ipc_chan *c, ipc_info *out)
 {
 	if (!c || !out)
 		return -EINVAL;
+	size_t pm = atomic_load_explicit(&((ipc_chan *)c)->peer_max, memory_order_relaxed);
 	out->backend = c->be->scheme;
 	out->url = c->url;
-	out->max_msg = c->max_msg;
+	out->max_msg = pm && pm < c->max_msg ? pm : c->max_msg;
 	out->caps = c->be->caps;
+	return 0;
+}
+
+int ipc_backend_info(const char *scheme, ipc_info *out)
+{
+	if (!scheme || !out)
+		return -EINVAL;
+	const struct ipc_backend *be = ipc__backend_find(scheme, strlen(scheme));
+	if (!be)
+		return -EPROTONOSUPPORT;
+	size_t limit;
+	int r = backend_limit(be, &limit);
+	if (r < 0)
+		return r;
+	out->backend = be->scheme;
+	out->url = NULL;
+	out->max_msg = limit;
+	out->caps = be->caps;
 	return 0;
 }
 
@@ -498,7 +657,8 @@ const char *ipc_strerror(int err)
 		return "not an ipckit error value";
 	switch (-err) {
 	case 0: return "success";
-	case EINVAL: return "invalid argument (malformed URL, bad option or NULL)";
+	case EINVAL: return "invalid argument (a NULL or out-of-range value, a malformed URL, "
+			    "an unknown option, or a call that does not fit the channel's state)";
 	case EPROTONOSUPPORT: return "unknown or not compiled-in scheme";
 	case ENOTSUP: return "operation not supported by this backend";
 	case ENAMETOOLONG: return "path or name too long for the mechanism";

@@ -11,10 +11,15 @@
  * With timeout -1 the descriptors are used blocking (one system call);
  * finite timeouts poll first (sockets use MSG_DONTWAIT per call).
  *
+ * Handshake: each side sends a hello and reads the peer's before its first
+ * send (to learn the peer's max_msg; pairs know it already) or receive, in
+ * ensure_ready, under a lock shared by a sending and a receiving thread.
+ *
  * Whole-or-nothing sends: once part of a message is written, a timeout
- * cannot unsend it, so the unwritten tail is kept in the channel (pend)
- * and the send reports success; the next send (or close, for up to a
- * second) writes it first. A receive interrupted by a timeout in the
+ * cannot unsend it, so the unwritten rest goes to lib/tail.c, which
+ * finishes it in the background, and the send reports success; room for
+ * the rest is reserved before the first byte goes (out of memory is
+ * -ENOMEM with nothing sent). A receive interrupted by a timeout in the
  * middle of a large message keeps what arrived (part) for the next call.
  */
 #include "stream.h"
@@ -34,6 +39,9 @@ static inline struct ipc_stream *S(ipc_chan *c)
 	return (struct ipc_stream *)c->priv;
 }
 
+static int tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadline *dl,
+		      size_t *done);
+
 static inline uint32_t get_le32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -47,6 +55,13 @@ static inline void put_le32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)(v >> 24);
 }
 
+void ipc__stream_preinit(ipc_chan *c)
+{
+	struct ipc_stream *s = S(c);
+	s->rfd = s->wfd = s->pending_fd = -1;
+	s->epfd = s->evfd = -1;
+}
+
 int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
 {
 	struct ipc_stream *s = S(c);
@@ -54,30 +69,30 @@ int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
 	s->wfd = wfd;
 	s->is_sock = is_sock;
 	s->sigpipe_ignored = is_sock || ipc__sigpipe_ignored();
-	s->pending_fd = -1;
-	s->epfd = s->evfd = -1;
 	/* (+ a frame header: recv_direct may keep a header and 64 KiB) */
-	if (!(s->rbuf = malloc(IPC_RBUF_SIZE + IPC_FRAME_HDR)))
+	if (!(s->rbuf = ipc__malloc(IPC_RBUF_SIZE + IPC_FRAME_HDR)))
 		return -ENOMEM;
-	if (pthread_mutex_init(&s->lock, NULL) != 0) {
-		free(s->rbuf);
-		s->rbuf = NULL;
+	if (pthread_mutex_init(&s->lock, NULL) != 0)
 		return -ENOMEM;
-	}
 	s->lock_init = true;
-	return 0;
+	return ipc__tail_init(&s->tail, c, tail_write);
+}
+
+void ipc__stream_paired(ipc_chan *c)
+{
+	atomic_store_explicit(&c->peer_max, c->max_msg, memory_order_relaxed);
 }
 
 /* ---- writing ---- */
 
 /* One write attempt of the iovec; bytes written or -errno (-EAGAIN when
  * it would block; never blocks unless dl is IPC_FOREVER on a socket). */
-static ssize_t write_once(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline dl)
+static ssize_t write_once(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline *dl)
 {
 	ssize_t w;
 	if (s->is_sock) {
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		int fl = MSG_NOSIGNAL | (dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+		int fl = MSG_NOSIGNAL | (ipc__dl_forever(dl) ? 0 : MSG_DONTWAIT);
 		do
 			w = sendmsg(s->wfd, &mh, fl);
 		while (w < 0 && errno == EINTR);
@@ -106,23 +121,6 @@ static void iov_advance(struct iovec **iov, int *n, size_t k)
 	}
 }
 
-/* Keep the unwritten rest of the iovec (rest bytes) for the next send. */
-static int stash_rest(struct ipc_stream *s, const struct iovec *iov, int n, size_t rest)
-{
-	unsigned char *p = malloc(rest);
-	if (!p)
-		return -ENOMEM;
-	size_t off = 0;
-	for (int i = 0; i < n; i++) {
-		memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
-		off += iov[i].iov_len;
-	}
-	s->pend = p;
-	s->pend_len = rest;
-	s->pend_off = 0;
-	return 0;
-}
-
 static int map_write_err(struct ipc_stream *s, int r)
 {
 	if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
@@ -133,14 +131,16 @@ static int map_write_err(struct ipc_stream *s, int r)
 }
 
 /*
- * Write total bytes of iov. Returns 0 when all is written or the rest is
- * stashed (some bytes were written when the deadline passed), the timeout
- * error when nothing was written, or -EPIPE/-errno. *written (if non-NULL)
- * gets the bytes that went to the kernel.
+ * Write total bytes of the iovec (*iovp, *np) within dl. Returns 0 when all
+ * are written, else the error that stopped it (the timeout error when dl
+ * passed, -EPIPE...); *written gets the bytes that went to the kernel, and
+ * *iovp, *np (whose entries are advanced in place) describe the rest.
  */
-static int write_all(struct ipc_stream *s, struct iovec *iov, int n, size_t total,
-		     ipc_deadline dl, size_t *written)
+static int write_iov(struct ipc_stream *s, struct iovec **iovp, int *np, size_t total,
+		     ipc_deadline *dl, size_t *written)
 {
+	struct iovec *iov = *iovp;
+	int n = *np;
 	size_t done = 0;
 	int r = 0;
 	while (done < total) {
@@ -158,54 +158,48 @@ static int write_all(struct ipc_stream *s, struct iovec *iov, int n, size_t tota
 		}
 		int pr = ipc__wait_fd(s->wfd, POLLOUT, dl);
 		if (pr < 0) {
-			if (done == 0) {
-				r = pr;
-				break;
-			}
-			/* part of the message is in the kernel: keep the rest */
-			if (stash_rest(s, iov, n, total - done) == 0)
-				break;
-			/* no memory to keep it: finish it, however long it takes */
-			dl = IPC_FOREVER;
-			continue;
+			r = pr;
+			break;
 		}
 		if ((pr & (POLLERR | POLLHUP)) && !(pr & POLLOUT)) {
 			r = map_write_err(s, -EPIPE);
 			break;
 		}
 	}
-	if (written)
-		*written = done;
+	*written = done;
+	*iovp = iov;
+	*np = n;
 	return r;
 }
 
-/* Write the stashed tail of an earlier message. 0 when it is all out. */
-static int flush_pend(struct ipc_stream *s, ipc_deadline dl)
+/* lib/tail.c's writer: the rest of a cut message, raw bytes. */
+static int tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadline *dl,
+		      size_t *done)
 {
-	while (s->pend_off < s->pend_len) {
-		struct iovec iov = { s->pend + s->pend_off, s->pend_len - s->pend_off };
-		ssize_t w = write_once(s, &iov, 1, dl);
-		if (w > 0) {
-			s->pend_off += (size_t)w;
-			continue;
-		}
-		if (w == 0)
-			w = -EAGAIN;
-		if (w != -EAGAIN)
-			return map_write_err(s, (int)w);
-		int pr = ipc__wait_fd(s->wfd, POLLOUT, dl);
-		if (pr < 0)
-			return pr;
-		if ((pr & (POLLERR | POLLHUP)) && !(pr & POLLOUT))
-			return map_write_err(s, -EPIPE);
-	}
-	free(s->pend);
-	s->pend = NULL;
-	s->pend_len = s->pend_off = 0;
-	return 0;
+	struct iovec iov = { (void *)p, n }, *v = &iov;
+	int nv = 1;
+	return write_iov(S(c), &v, &nv, n, dl, done);
 }
 
-int ipc__stream_hello(ipc_chan *c, ipc_deadline dl)
+/*
+ * Write one or more whole frames (iov, total bytes) within dl, as one
+ * message: 0 when it all went or the rest of a cut one was handed to the
+ * tail (the message counts as sent), the timeout error when nothing went,
+ * or -EPIPE/-errno; *written says how far it got.
+ */
+static int write_msg(struct ipc_stream *s, struct iovec *iov, int n, size_t total,
+		     ipc_deadline *dl, size_t *written)
+{
+	size_t done = 0;
+	int r = write_iov(s, &iov, &n, total, dl, &done);
+	*written = done;
+	if (r == 0 || done == 0 || (r != -ETIMEDOUT && r != -EAGAIN))
+		return r;
+	/* part of it is in the kernel: the tail finishes it */
+	return ipc__tail_start(&s->tail, iov, n);
+}
+
+int ipc__stream_hello(ipc_chan *c, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
 	if (s->hello_sent)
@@ -214,7 +208,9 @@ int ipc__stream_hello(ipc_chan *c, ipc_deadline dl)
 					       IPC_HELLO_LEN, 0 };
 	put_le32(hello + 8, c->max_msg > UINT32_MAX ? UINT32_MAX : (uint32_t)c->max_msg);
 	struct iovec iov = { hello, sizeof(hello) };
-	int r = write_all(s, &iov, 1, sizeof(hello), dl, NULL);
+	size_t done;
+	/* (16 bytes into a fresh channel: in practice never cut) */
+	int r = write_msg(s, &iov, 1, sizeof(hello), dl, &done);
 	if (r == -EPIPE)
 		r = 0; /* peer already gone: receives still drain what it sent */
 	if (r == 0)
@@ -222,14 +218,21 @@ int ipc__stream_hello(ipc_chan *c, ipc_deadline dl)
 	return r;
 }
 
-/* Attach (server side) and send our hello, once. */
-static int ensure_ready(ipc_chan *c, ipc_deadline dl)
+static int read_hello(ipc_chan *c, ipc_deadline *dl);
+
+/*
+ * The handshake, once: attach (server side), send our hello, read the
+ * peer's. A send may go as soon as the peer's max_msg is known (send_ok:
+ * pairs know it from the start); a receive needs the peer's hello read.
+ * The lock is taken within the caller's deadline: a second thread (a
+ * sender while a receiver attaches) gives up at its own.
+ */
+static int ensure_ready(ipc_chan *c, ipc_deadline *dl, bool for_send)
 {
 	struct ipc_stream *s = S(c);
-	if (atomic_load_explicit(&s->ready, memory_order_acquire))
+	if (atomic_load_explicit(&s->ready, memory_order_acquire) ||
+	    (for_send && atomic_load_explicit(&s->send_ok, memory_order_acquire)))
 		return 0;
-	/* the attach waits within the caller's deadline, and so does a second
-	 * thread (a sender while a receiver attaches) waiting for the lock */
 	int r = ipc__mutex_lock_dl(&s->lock, dl);
 	if (r < 0)
 		return r;
@@ -250,19 +253,27 @@ static int ensure_ready(ipc_chan *c, ipc_deadline dl)
 			}
 		}
 	}
-	if ((r = ipc__stream_hello(c, dl)) == 0)
-		atomic_store_explicit(&s->ready, true, memory_order_release);
+	if ((r = ipc__stream_hello(c, dl)) < 0)
+		goto out;
+	if (atomic_load_explicit(&c->peer_max, memory_order_relaxed))
+		atomic_store_explicit(&s->send_ok, true, memory_order_release);
+	if (for_send && atomic_load_explicit(&s->send_ok, memory_order_relaxed))
+		goto out;
+	if (!s->hello_rcvd && (r = read_hello(c, dl)) < 0)
+		goto out;
+	atomic_store_explicit(&s->send_ok, true, memory_order_release);
+	atomic_store_explicit(&s->ready, true, memory_order_release);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
-/* What every send does first: attach, refuse on a dead or broken channel,
- * write out the stashed tail of an earlier message. */
-static int send_begin(ipc_chan *c, ipc_deadline dl)
+/* What every send does first: the handshake, refuse on a dead or broken
+ * channel, wait for the tail of an earlier message to go. */
+static int send_begin(ipc_chan *c, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
-	int r = ensure_ready(c, dl);
+	int r = ensure_ready(c, dl, true);
 	if (r < 0)
 		return r;
 	int se = atomic_load_explicit(&s->serr, memory_order_relaxed);
@@ -272,79 +283,94 @@ static int send_begin(ipc_chan *c, ipc_deadline dl)
 	 * still accept bytes */
 	if (atomic_load_explicit(&s->peer_gone, memory_order_relaxed))
 		return -EPIPE;
-	return s->pend ? flush_pend(s, dl) : 0;
+	return ipc__tail_wait(&s->tail, dl);
 }
 
-int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
+/* Room for the rest of a message of n frame bytes, should dl cut it
+ * (a send that waits forever is never cut). */
+static inline int reserve_rest(struct ipc_stream *s, size_t n, ipc_deadline *dl)
+{
+	return ipc__dl_forever(dl) ? 0 : ipc__tail_reserve(&s->tail, n);
+}
+
+int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
 	int r = send_begin(c, dl);
 	if (r < 0)
 		return r;
-	uint32_t pm = atomic_load_explicit(&s->peer_max, memory_order_relaxed);
-	if (pm && len > pm)
+	size_t pm = atomic_load_explicit(&c->peer_max, memory_order_relaxed);
+	if (len > pm)
 		return -EMSGSIZE;
+	if ((r = reserve_rest(s, IPC_FRAME_HDR + len, dl)) < 0)
+		return r;
 	unsigned char hdr[IPC_FRAME_HDR];
 	put_le32(hdr, (uint32_t)len);
 	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)msg, len } };
-	return write_all(s, iov, len ? 2 : 1, sizeof(hdr) + len, dl, NULL);
+	size_t done;
+	return write_msg(s, iov, len ? 2 : 1, sizeof(hdr) + len, dl, &done);
 }
 
 #define SENDV_BATCH 256 /* messages per writev: 2 iovecs each, under IOV_MAX */
 
-int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl)
+int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
 	int r = send_begin(c, dl);
 	if (r < 0)
 		return r;
-	uint32_t pm = atomic_load_explicit(&s->peer_max, memory_order_relaxed);
+	size_t pm = atomic_load_explicit(&c->peer_max, memory_order_relaxed);
 	unsigned char hdr[SENDV_BATCH][IPC_FRAME_HDR];
 	struct iovec iov[2 * SENDV_BATCH];
 	size_t sent = 0;
 	while (sent < n) {
-		size_t k = 0, total = 0;
+		size_t k = 0, total = 0, biggest = 0;
 		int ni = 0;
 		while (k < SENDV_BATCH && sent + k < n) {
 			const ipc_msg *m = &msgs[sent + k];
-			if (pm && m->len > pm)
+			if (m->len > pm)
 				break;
 			put_le32(hdr[k], (uint32_t)m->len);
 			iov[ni++] = (struct iovec){ hdr[k], IPC_FRAME_HDR };
 			if (m->len)
 				iov[ni++] = (struct iovec){ (void *)m->data, m->len };
 			total += IPC_FRAME_HDR + m->len;
+			if (m->len > biggest)
+				biggest = m->len;
 			k++;
 		}
 		if (k == 0)
 			return sent ? (int)sent : -EMSGSIZE;
+		if ((r = reserve_rest(s, IPC_FRAME_HDR + biggest, dl)) < 0)
+			return sent ? (int)sent : r;
 		size_t done = 0;
-		r = write_all(s, iov, ni, total, dl, &done);
-		if (r == 0 && done == total) {
+		struct iovec *v = iov;
+		r = write_iov(s, &v, &ni, total, dl, &done);
+		if (r == 0) {
 			sent += k;
 			continue;
 		}
-		/* Stopped early: count the messages that went out whole; a
-		 * message cut in the middle was stashed by write_all and counts
-		 * as sent. */
+		/* Stopped early: count the messages that went out whole. A
+		 * message cut in the middle counts as sent and its rest goes to
+		 * the tail; the ones after it were not sent. */
 		size_t off = 0, whole = 0;
 		while (whole < k && off + IPC_FRAME_HDR + msgs[sent + whole].len <= done) {
 			off += IPC_FRAME_HDR + msgs[sent + whole].len;
 			whole++;
 		}
-		if (r == 0 && s->pend) {
-			/* The stash holds the rest of the whole batch. Keep only
-			 * the message that was cut (it counts as sent); the later
-			 * ones were not sent. When the kernel stopped exactly on a
-			 * message boundary nothing was cut: drop the stash. */
-			if (off < done) {
-				s->pend_len = off + IPC_FRAME_HDR + msgs[sent + whole].len - done;
+		if (off < done && (r == -ETIMEDOUT || r == -EAGAIN)) {
+			size_t len = msgs[sent + whole].len, got = done - off;
+			unsigned char *h = hdr[whole];
+			struct iovec rest[2];
+			int nr = 0;
+			if (got < IPC_FRAME_HDR)
+				rest[nr++] = (struct iovec){ h + got, IPC_FRAME_HDR - got };
+			size_t pgot = got > IPC_FRAME_HDR ? got - IPC_FRAME_HDR : 0;
+			if (len > pgot)
+				rest[nr++] = (struct iovec){ (char *)msgs[sent + whole].data + pgot,
+							     len - pgot };
+			if ((r = ipc__tail_start(&s->tail, rest, nr)) == 0)
 				whole++;
-			} else {
-				free(s->pend);
-				s->pend = NULL;
-				s->pend_len = s->pend_off = 0;
-			}
 		}
 		sent += whole;
 		if (sent == 0)
@@ -357,15 +383,15 @@ int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline d
 /* ---- reading ---- */
 
 /* One read into the iovec: > 0 bytes, 0 at EOF, or -errno. */
-static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline dl)
+static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline *dl)
 {
 	for (;;) {
 		ssize_t r;
 		if (s->is_sock) {
 			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-			r = recvmsg(s->rfd, &mh, dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+			r = recvmsg(s->rfd, &mh, ipc__dl_forever(dl) ? 0 : MSG_DONTWAIT);
 		} else {
-			if (dl != IPC_FOREVER) {
+			if (!ipc__dl_forever(dl)) {
 				int w = ipc__wait_fd(s->rfd, POLLIN, dl);
 				if (w < 0)
 					return w;
@@ -388,7 +414,7 @@ static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_dead
 }
 
 /* One read of up to n bytes into p: > 0 bytes, 0 at EOF, or -errno. */
-static ssize_t read_some(struct ipc_stream *s, void *p, size_t n, ipc_deadline dl)
+static ssize_t read_some(struct ipc_stream *s, void *p, size_t n, ipc_deadline *dl)
 {
 	struct iovec iov = { p, n };
 	return read_iov(s, &iov, 1, dl);
@@ -402,7 +428,7 @@ static void saw_eof(struct ipc_stream *s)
 
 /* Make at least need (<= IPC_RBUF_SIZE) bytes available in rbuf.
  * 0, -EPIPE at EOF (s->eof set), or a timeout/errno. */
-static int fill(struct ipc_stream *s, size_t need, ipc_deadline dl)
+static int fill(struct ipc_stream *s, size_t need, ipc_deadline *dl)
 {
 	while (s->rlen - s->rpos < need) {
 		if (s->eof)
@@ -434,7 +460,7 @@ static int broken(struct ipc_stream *s)
 	return -EPROTO;
 }
 
-static int read_hello(ipc_chan *c, ipc_deadline dl)
+static int read_hello(ipc_chan *c, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
 	static const unsigned char want[8] = { 'I', 'P', 'C', 'K', IPC_PROTO_VERSION, 0,
@@ -454,10 +480,13 @@ static int read_hello(ipc_chan *c, ipc_deadline dl)
 			return r;
 	}
 	uint32_t pm = get_le32(s->rbuf + s->rpos + 8);
-	if (pm == 0)
+	/* max_msg 0 is impossible; the last four bytes are reserved, zero */
+	if (pm == 0 || get_le32(s->rbuf + s->rpos + 12) != 0)
 		return broken(s);
-	atomic_store_explicit(&s->peer_max, pm, memory_order_relaxed);
+	atomic_store_explicit(&c->peer_max, pm, memory_order_relaxed);
 	s->rpos += IPC_HELLO_LEN;
+	if (s->rpos == s->rlen)
+		s->rpos = s->rlen = 0;
 	s->hello_rcvd = true;
 	return 0;
 }
@@ -468,6 +497,8 @@ static bool frame_buffered(struct ipc_stream *s)
 	size_t have = s->rlen - s->rpos;
 	if (s->eof || s->rerr)
 		return true;
+	if (!s->hello_rcvd)
+		return false; /* (the bytes are the hello, not a frame) */
 	if (have < IPC_FRAME_HDR)
 		return false;
 	return have - IPC_FRAME_HDR >= get_le32(s->rbuf + s->rpos);
@@ -503,7 +534,7 @@ static ssize_t finish(struct ipc_stream *s, ssize_t r)
 }
 
 /* Continue a large message interrupted by a timeout. */
-static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
 	if (cap < s->part_len) {
@@ -532,7 +563,7 @@ static ssize_t recv_part(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 
 /* The rest of a len-byte message of which got bytes are in buf already,
  * read straight into buf. A timeout keeps what arrived (part). */
-static ssize_t read_rest(struct ipc_stream *s, void *buf, size_t len, size_t got, ipc_deadline dl)
+static ssize_t read_rest(struct ipc_stream *s, void *buf, size_t len, size_t got, ipc_deadline *dl)
 {
 	while (got < len) {
 		ssize_t n = read_some(s, (char *)buf + got, len - got, dl);
@@ -545,10 +576,11 @@ static ssize_t read_rest(struct ipc_stream *s, void *buf, size_t len, size_t got
 			return -EPIPE; /* the peer died mid-message */
 		}
 		if (n == -EAGAIN || n == -ETIMEDOUT) {
-			/* keep what arrived for the next call */
-			if (!(s->part = malloc(len))) {
-				dl = IPC_FOREVER;
-				continue;
+			/* keep what arrived for the next call; without memory for
+			 * that, keep reading: the message must not be torn */
+			if (!(s->part = ipc__malloc(len))) {
+				struct ipc_deadline forever = IPC_DL_INIT(-1);
+				return read_rest(s, buf, len, got, &forever);
 			}
 			memcpy(s->part, buf, got);
 			s->part_len = len;
@@ -569,7 +601,7 @@ static ssize_t read_rest(struct ipc_stream *s, void *buf, size_t len, size_t got
  * which was empty. *more is set when the header is not complete yet: the
  * buffered path carries on with the bytes kept in rbuf.
  */
-static ssize_t recv_direct(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl, bool *more)
+static ssize_t recv_direct(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl, bool *more)
 {
 	struct ipc_stream *s = S(c);
 	size_t lim = cap < IPC_RBUF_SIZE ? cap : IPC_RBUF_SIZE;
@@ -611,16 +643,14 @@ static ssize_t recv_direct(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl, 
 	return read_rest(s, buf, len, got, dl);
 }
 
-ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct ipc_stream *s = S(c);
-	int r = ensure_ready(c, dl);
+	int r = ensure_ready(c, dl, false);
 	if (r < 0)
-		return r;
+		return s->evfd >= 0 ? finish(s, r) : r;
 	if (s->rerr)
 		return s->rerr;
-	if (!s->hello_rcvd && (r = read_hello(c, dl)) < 0)
-		return finish(s, r);
 	if (s->part)
 		return finish(s, recv_part(c, buf, cap, dl));
 	if (s->big && s->rpos == s->rlen && cap >= IPC_BIG_MSG) {
@@ -672,10 +702,10 @@ int ipc__stream_fd(ipc_chan *c)
 		return s->epfd;
 	int r;
 	pthread_mutex_lock(&s->lock);
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int ep = ipc__epoll();
+	int ev = ep < 0 ? -1 : ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ep < 0 || ev < 0) {
-		r = -errno;
+		r = ep < 0 ? ep : ev;
 		goto fail;
 	}
 	struct epoll_event e = { .events = EPOLLIN, .data.fd = ev };
@@ -708,8 +738,8 @@ fail:
 void ipc__stream_close(ipc_chan *c)
 {
 	struct ipc_stream *s = S(c);
-	if (s->pend && s->wfd >= 0 && !atomic_load(&s->serr))
-		flush_pend(s, ipc__deadline(CLOSE_FLUSH_MS));
+	/* (a forked child's copy does not write the parent's tail) */
+	ipc__tail_fini(&s->tail, CLOSE_FLUSH_MS);
 	if (s->release)
 		s->release(c);
 	if (s->wfd != s->rfd)
@@ -720,7 +750,8 @@ void ipc__stream_close(ipc_chan *c)
 	ipc__close_fd(&s->evfd);
 	free(s->rbuf);
 	free(s->part);
-	free(s->pend);
+	s->rbuf = s->part = NULL;
 	if (s->lock_init)
 		pthread_mutex_destroy(&s->lock);
+	s->lock_init = false;
 }

@@ -7,13 +7,17 @@
  * A stream backend's private state starts with a struct ipc_stream; its
  * vtable uses the ipc__stream_* ops below for send/sendv/recv/fd/close
  * and gives its own open/pair/listen/accept. A server whose peer has not
- * attached yet sets s->attach: the first send/recv calls it (under a lock,
- * so a sending and a receiving thread may race) to produce rfd/wfd.
+ * attached yet sets s->attach: the first send/recv calls it to produce
+ * rfd/wfd. The handshake (attach, our hello, the peer's hello) runs once,
+ * under a lock, in whichever thread needs it first: a send needs the
+ * peer's max_msg (pairs know it from the start), a receive the peer's
+ * hello. A message cut by a send's deadline is finished by lib/tail.c.
  */
 #ifndef IPC_STREAM_H
 #define IPC_STREAM_H
 
 #include "backend.h"
+#include "tail.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,18 +36,18 @@ struct ipc_stream {
 	bool is_sock;            /* send with MSG_NOSIGNAL; MSG_DONTWAIT per call */
 	bool sigpipe_ignored;    /* pipes: cached SIGPIPE disposition */
 	/* Server awaiting its peer: produce rfd/wfd within dl (0 or -errno). */
-	int (*attach)(ipc_chan *c, ipc_deadline dl);
+	int (*attach)(ipc_chan *c, ipc_deadline *dl);
 	int pending_fd;          /* readable when the peer arrives (ipc_fd before
 	                            attach), owned by the backend, or -1 */
 	/* Backend cleanup at close (unlink names, close listen fds), or NULL. */
 	void (*release)(ipc_chan *c);
-	atomic_bool ready;       /* attached and hello sent */
+	atomic_bool ready;       /* handshake complete (both hellos) */
+	atomic_bool send_ok;     /* attached, our hello out, peer_max known */
 	bool hello_sent;
-	pthread_mutex_t lock;    /* serialises attach */
+	pthread_mutex_t lock;    /* serialises the handshake */
 	bool lock_init;
 	/* receive side */
 	bool hello_rcvd;
-	atomic_uint peer_max;    /* 0 until the peer's hello was read */
 	unsigned char *rbuf;
 	size_t rpos, rlen;       /* unread bytes are rbuf[rpos .. rlen) */
 	bool eof;                /* read() returned 0 or the peer is gone */
@@ -53,8 +57,7 @@ struct ipc_stream {
 	unsigned char *part;     /* a message interrupted by a timeout */
 	size_t part_len, part_got;
 	/* send side */
-	unsigned char *pend;     /* unsent tail of a message cut by a timeout */
-	size_t pend_len, pend_off;
+	struct ipc_tail tail;    /* the rest of a message cut by a deadline */
 	atomic_int serr;         /* sticky send error (-EPIPE; -EPROTO set by the receiver) */
 	/* ipc_fd: epoll set of rfd and evfd, evfd signalled while whole
 	 * messages wait in rbuf. -1 until ipc_fd is first called. */
@@ -62,20 +65,31 @@ struct ipc_stream {
 	bool ev_set;
 };
 
-/* Initialise s (rfd/wfd may be -1 with attach set). Returns 0 or -ENOMEM.
+/* The backends' init op: descriptors -1, nothing allocated. */
+void ipc__stream_preinit(ipc_chan *c);
+
+/* Initialise s (rfd/wfd may be -1 with attach set). Returns 0 or -ENOMEM;
+ * on failure the descriptors stay the caller's (close() releases them).
  * rfd and wfd must be blocking descriptors; sockets: is_sock. */
 int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock);
 
-/* Send our hello now (fifo clients do it in open so the server can see
- * them arrive); later calls skip it. 0 or -errno. */
-int ipc__stream_hello(ipc_chan *c, ipc_deadline dl);
+/* Both ends of a pair know each other's max_msg from the start: sends
+ * need not wait for the peer's hello. */
+void ipc__stream_paired(ipc_chan *c);
 
-int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl);
-int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl);
-ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl);
+/* Send our hello now (clients and accepted channels do it at once, so
+ * the peer can go ahead without waiting for our first call); later calls
+ * skip it. 0 or -errno. */
+int ipc__stream_hello(ipc_chan *c, ipc_deadline *dl);
+
+int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl);
+int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *dl);
+ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl);
 int ipc__stream_fd(ipc_chan *c);
 void ipc__stream_close(ipc_chan *c);
 
+/* (each backend's init calls ipc__stream_preinit, then sets its own
+ * fields and release hook) */
 #define IPC_STREAM_OPS \
 	.send = ipc__stream_send, .sendv = ipc__stream_sendv, \
 	.recv = ipc__stream_recv, .fd = ipc__stream_fd, .close = ipc__stream_close

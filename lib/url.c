@@ -286,7 +286,7 @@ char *ipc__url_format(const char *scheme, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(addr))
 		return NULL;
 	char *out;
-	if (asprintf(&out, "%s://%s", scheme, addr) < 0)
+	if (ipc__fault_hit(IPC_FAULT_MEM) || asprintf(&out, "%s://%s", scheme, addr) < 0)
 		return NULL;
 	return out;
 }

@@ -9,7 +9,10 @@
  * and removes both names. Liveness of a server is an flock(LOCK_EX) held
  * on .c2s: a name pair whose lock is free belongs to a dead server and is
  * reclaimed; a locked one gives -EADDRINUSE. A client holds a lock on
- * .s2c so a second client is refused. Peer death: EOF on read, POLLERR on
+ * .s2c so a second client is refused. Creation and reclaim run under a
+ * name lock on the canonical path (every spelling of the path agrees), and
+ * the names are removed only by the process that made them, only while
+ * they are still the FIFOs it made. Peer death: EOF on read, POLLERR on
  * write. Framing from lib/stream.c; writes never raise SIGPIPE. Each side
  * sizes the FIFO it reads to `capacity` (default 128 KiB, ipc__pipe_size).
  */
@@ -29,9 +32,14 @@
 struct fifo_chan {
 	struct ipc_stream s; /* must be first */
 	bool server;
+	bool made;           /* server: the FIFOs below are ours to remove */
 	int lockfd;          /* server: holds the lock until attached */
+	dev_t dev[2];        /* the FIFOs we made: c2s, s2c */
+	ino_t ino[2];
 	char c2s[PATH_MAX], s2c[PATH_MAX];
 };
+
+#define F(c) ((struct fifo_chan *)(void *)(c)->priv)
 
 #define OFLAGS (O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
 
@@ -39,9 +47,9 @@ struct fifo_chan {
  * -EADDRINUSE for something that is not a FIFO. */
 static int open_fifo(const char *path, int how)
 {
-	int fd = open(path, how | OFLAGS);
+	int fd = ipc__open(path, how | OFLAGS, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
 		close(fd);
@@ -87,14 +95,38 @@ static int server_create(struct fifo_chan *f, unsigned mode)
 			r = -EADDRINUSE;
 		}
 	}
-	if (r < 0)
+	if (r < 0) {
 		unlink(f->c2s);
-	return r;
+		return r;
+	}
+	struct stat st[2];
+	if (lstat(f->c2s, &st[0]) < 0 || lstat(f->s2c, &st[1]) < 0) {
+		r = -errno;
+		unlink(f->c2s);
+		unlink(f->s2c);
+		return r;
+	}
+	for (int i = 0; i < 2; i++) {
+		f->dev[i] = st[i].st_dev;
+		f->ino[i] = st[i].st_ino;
+	}
+	f->made = true;
+	return 0;
 }
 
-static int fifo_server_attach(ipc_chan *c, ipc_deadline dl)
+/* Remove both names if they are still the FIFOs we made. */
+static void fifo_remove(struct fifo_chan *f)
 {
-	struct fifo_chan *f = (struct fifo_chan *)c->priv;
+	if (!f->made)
+		return;
+	ipc__unlink_same(f->c2s, f->dev[0], f->ino[0]);
+	ipc__unlink_same(f->s2c, f->dev[1], f->ino[1]);
+	f->made = false;
+}
+
+static int fifo_server_attach(ipc_chan *c, ipc_deadline *dl)
+{
+	struct fifo_chan *f = F(c);
 	for (;;) {
 		int pr = ipc__wait_fd(f->s.rfd, POLLIN, dl);
 		if (pr < 0)
@@ -129,16 +161,15 @@ static int fifo_server_attach(ipc_chan *c, ipc_deadline dl)
 		}
 		f->s.wfd = wfd;
 		/* a channel is a pair: release the names */
-		unlink(f->c2s);
-		unlink(f->s2c);
+		fifo_remove(f);
 		ipc__close_fd(&f->lockfd);
 		return 0;
 	}
 }
 
-static int fifo_client_attach(ipc_chan *c, ipc_deadline dl)
+static int fifo_client_attach(ipc_chan *c, ipc_deadline *dl)
 {
-	struct fifo_chan *f = (struct fifo_chan *)c->priv;
+	struct fifo_chan *f = F(c);
 	struct pollfd p[2] = { { .fd = f->s.rfd, .events = POLLIN }, { .fd = f->s.wfd } };
 	int r = ipc__wait_fds(p, 2, dl);
 	if (r < 0)
@@ -150,96 +181,98 @@ static int fifo_client_attach(ipc_chan *c, ipc_deadline dl)
 
 static void fifo_release(ipc_chan *c)
 {
-	struct fifo_chan *f = (struct fifo_chan *)c->priv;
-	if (f->server && f->lockfd >= 0) {
-		/* never attached: the names are still ours */
-		unlink(f->c2s);
-		unlink(f->s2c);
-		ipc__close_fd(&f->lockfd);
-	}
+	struct fifo_chan *f = F(c);
+	/* never attached: the names are still ours (not a forked copy's) */
+	if (ipc__owned(c->owner))
+		fifo_remove(f);
+	ipc__close_fd(&f->lockfd);
 }
 
-static int client_connect(struct fifo_chan *f, int timeout_ms, int *rfd, int *wfd)
+static void fifo_init(ipc_chan *c)
 {
-	ipc_deadline dl = timeout_ms == 0 ? IPC_NOWAIT : ipc__deadline(timeout_ms);
-	int delay = 1, r;
-	for (;;) {
-		r = open_fifo(f->s2c, O_RDONLY);
-		if (r >= 0) {
-			*rfd = r;
-			if (flock(*rfd, LOCK_EX | LOCK_NB) < 0) {
-				r = -ECONNREFUSED; /* another client has it */
-			} else if ((r = open_fifo(f->c2s, O_WRONLY)) >= 0) {
-				*wfd = r;
-				return 0;
-			}
-			close(*rfd);
-			if (r == -ENXIO)
-				r = -ECONNREFUSED; /* no reader: no live server */
-		}
-		if (r != -ENOENT && r != -ECONNREFUSED)
-			return r;
-		if (dl == IPC_NOWAIT)
-			return r;
-		if (ipc__expired(dl))
-			return -ETIMEDOUT;
-		ipc__sleep_ms(delay, dl);
-		if (delay < 50)
-			delay *= 2;
+	ipc__stream_preinit(c);
+	F(c)->lockfd = -1;
+	F(c)->s.release = fifo_release;
+}
+
+/* One client attempt: both ends open and .s2c locked, or an error
+ * (-ENOENT / -ECONNREFUSED: no server there yet). */
+static int client_try(void *arg)
+{
+	struct fifo_chan *f = arg;
+	int r = open_fifo(f->s2c, O_RDONLY);
+	if (r < 0)
+		return r;
+	int rfd = r;
+	if (flock(rfd, LOCK_EX | LOCK_NB) < 0) {
+		r = -ECONNREFUSED; /* another client has it */
+	} else if ((r = open_fifo(f->c2s, O_WRONLY)) >= 0) {
+		f->s.rfd = rfd;
+		f->s.wfd = r;
+		return 0;
 	}
+	close(rfd);
+	return r == -ENXIO ? -ECONNREFUSED : r; /* no reader: no live server */
+}
+
+static int fifo_open_server(ipc_chan *c, const ipc_url *u)
+{
+	struct fifo_chan *f = F(c);
+	/* Create (or reclaim) and lock the names under a name lock, so that
+	 * a second server reclaiming at the same time cannot unlink the pair
+	 * we just made and make its own. */
+	char canon[PATH_MAX];
+	int nlock = -1, r = ipc__canon_path(u->path, canon, sizeof(canon));
+	if (r < 0 || (r = ipc__name_lock("fifo", canon, &nlock)) < 0)
+		return r;
+	f->server = true;
+	if ((r = server_create(f, c->cfg.mode)) < 0)
+		goto out;
+	if ((r = open_fifo(f->c2s, O_RDONLY)) < 0)
+		goto out;
+	f->s.rfd = r;
+	if ((r = open_fifo(f->c2s, O_RDONLY)) < 0)
+		goto out;
+	f->lockfd = r;
+	if (flock(f->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		r = -EADDRINUSE; /* another server raced us to the names */
+		f->made = false;  /* they are its names now: leave them */
+		goto out;
+	}
+	/* exact mode, whatever the umask */
+	int sfd = open_fifo(f->s2c, O_RDONLY);
+	if (sfd < 0) {
+		r = sfd;
+		goto out;
+	}
+	r = fchmod(sfd, c->cfg.mode & 0777) < 0 || fchmod(f->s.rfd, c->cfg.mode & 0777) < 0
+		    ? -errno : 0;
+	close(sfd);
+out:
+	if (nlock >= 0)
+		close(nlock);
+	return r;
 }
 
 static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 {
-	struct fifo_chan *f = (struct fifo_chan *)c->priv;
-	f->lockfd = -1;
+	struct fifo_chan *f = F(c);
 	int r = ipc__check_path(u->path, 4, PATH_MAX - 1);
 	if (r < 0)
 		return r;
 	snprintf(f->c2s, sizeof(f->c2s), "%s.c2s", u->path);
 	snprintf(f->s2c, sizeof(f->s2c), "%s.s2c", u->path);
-	int rfd = -1, wfd = -1;
-	int nlock = -1;
-	if (flags == IPC_SERVER) {
-		/* Create (or reclaim) and lock the names under a name lock, so
-		 * that a second server reclaiming at the same time cannot
-		 * unlink the pair we just made and make its own. */
-		if ((nlock = ipc__name_lock("fifo", u->path)) < 0)
-			return nlock;
-		f->server = true;
-		if ((r = server_create(f, c->cfg.mode)) < 0) {
-			close(nlock);
-			return r;
-		}
-		if ((rfd = open_fifo(f->c2s, O_RDONLY)) < 0 ||
-		    (f->lockfd = open_fifo(f->c2s, O_RDONLY)) < 0) {
-			r = rfd < 0 ? rfd : f->lockfd;
-			goto fail;
-		}
-		if (flock(f->lockfd, LOCK_EX | LOCK_NB) < 0) {
-			r = -EADDRINUSE; /* another server raced us to the names */
-			f->server = false; /* they are its names now: leave them */
-			goto fail;
-		}
-		/* exact mode, whatever the umask */
-		int sfd = open_fifo(f->s2c, O_RDONLY);
-		if (sfd < 0 || fchmod(sfd, c->cfg.mode & 0777) < 0 ||
-		    fchmod(rfd, c->cfg.mode & 0777) < 0) {
-			r = sfd < 0 ? sfd : -errno;
-			if (sfd >= 0)
-				close(sfd);
-			goto fail;
-		}
-		close(sfd);
-		ipc__close_fd(&nlock);
-	} else if ((r = client_connect(f, c->cfg.connect_timeout_ms, &rfd, &wfd)) < 0) {
+	if (flags == IPC_SERVER)
+		r = fifo_open_server(c, u);
+	else
+		r = ipc__retry(c->cfg.connect_timeout_ms, client_try, f);
+	if (r < 0)
 		return r;
-	}
 	/* each side sizes the FIFO it reads */
+	int rfd = f->s.rfd, wfd = f->s.wfd;
 	if ((r = ipc__pipe_size(rfd, c->cfg.capacity)) < 0 ||
 	    (r = ipc__stream_init(c, rfd, wfd, false)) < 0)
-		goto fail;
-	f->s.release = fifo_release;
+		return r;
 	f->s.pending_fd = rfd;
 	if (flags == IPC_SERVER) {
 		f->s.attach = fifo_server_attach;
@@ -247,32 +280,16 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 	}
 	f->s.attach = fifo_client_attach;
 	/* say hello now: the server waits for it to appear */
-	if ((r = ipc__stream_hello(c, IPC_NOWAIT)) < 0) {
-		ipc__stream_close(c);
-		return r;
-	}
-	return 0;
-fail:
-	if (rfd >= 0)
-		close(rfd);
-	if (wfd >= 0)
-		close(wfd);
-	if (f->server) {
-		unlink(f->c2s);
-		unlink(f->s2c);
-	}
-	ipc__close_fd(&f->lockfd);
-	if (nlock >= 0)
-		close(nlock);
-	return r;
+	return ipc__stream_hello(c, IPC_NOWAIT);
 }
 
 const struct ipc_backend ipc__backend_fifo = {
 	.scheme = "fifo",
 	.addr_kind = IPC_ADDR_FSPATH,
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_UNRELATED,
+	.caps = IPC_CAP_RELIABLE | IPC_CAP_UNRELATED | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct fifo_chan),
 	.max_msg_limit = UINT32_MAX,
+	.init = fifo_init,
 	.open = fifo_open,
 	.pair = NULL,
 	IPC_STREAM_OPS,

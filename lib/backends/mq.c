@@ -158,10 +158,9 @@ static int mq_read_limit(const char *file, size_t *out)
 	return 0;
 }
 
-static size_t mq_limit(void)
+static int mq_limit(size_t *out)
 {
-	size_t v;
-	return mq_read_limit(MQ_MSGSIZE_MAX_FILE, &v) == 0 ? v : 0;
+	return mq_read_limit(MQ_MSGSIZE_MAX_FILE, out);
 }
 
 /* The queue attributes for c: max_msg and depth checked against the
@@ -223,16 +222,16 @@ static void mq_close_q(mqd_t *q)
 
 /* An absolute CLOCK_REALTIME timeout for one mq_timed* call: at once for
  * NOWAIT or poll mode, else the deadline or one slice, whichever is first. */
-static void mq_ts(const struct mq_chan *m, ipc_deadline dl, bool sliced, struct timespec *ts)
+static void mq_ts(const struct mq_chan *m, ipc_deadline *dl, bool sliced, struct timespec *ts)
 {
-	if (dl == IPC_NOWAIT || (m->block_wait && sliced)) {
+	if (ipc__dl_nowait(dl) || (m->block_wait && sliced)) {
 		ts->tv_sec = 0;
 		ts->tv_nsec = 0;
 		return;
 	}
 	int64_t wait = MQ_SLICE_NS;
-	if (dl != IPC_FOREVER) {
-		int64_t left = dl - ipc__now_ns();
+	if (!ipc__dl_forever(dl)) {
+		int64_t left = ipc__dl_at(dl) - ipc__now_ns();
 		if (left < 0)
 			left = 0;
 		if (!sliced || left < wait)
@@ -286,9 +285,9 @@ static bool mq_peer_gone(struct mq_chan *m)
  * mode says and return 0 to try again, or the timeout error. *gone is set
  * when the peer is gone (the caller tries once more, then gives -EPIPE).
  */
-static int mq_idle(struct mq_chan *m, mqd_t q, short ev, ipc_deadline dl, bool *gone)
+static int mq_idle(struct mq_chan *m, mqd_t q, short ev, ipc_deadline *dl, bool *gone)
 {
-	if (m->block_wait && dl != IPC_NOWAIT) {
+	if (m->block_wait && !ipc__dl_nowait(dl)) {
 		if (atomic_load(&m->gone)) {
 			*gone = true;
 			return 0;
@@ -313,7 +312,7 @@ static int mq_idle(struct mq_chan *m, mqd_t q, short ev, ipc_deadline dl, bool *
 
 /* The server's first op: take the client's hello (it has priority 2, so
  * it comes before any data), watch the client's pid, drop the names. */
-static int mq_attach(ipc_chan *c, ipc_deadline dl)
+static int mq_attach(ipc_chan *c, ipc_deadline *dl)
 {
 	struct mq_chan *m = MQ(c);
 	int r = ipc__mutex_lock_dl(&m->alock, dl);
@@ -327,7 +326,7 @@ static int mq_attach(ipc_chan *c, ipc_deadline dl)
 	for (;;) {
 		struct timespec ts;
 		mq_ts(m, dl, false, &ts);
-		if (dl == IPC_FOREVER)
+		if (ipc__dl_forever(dl))
 			n = mq_receive(m->rq, (char *)m->stash, m->msgsize, &prio);
 		else
 			n = mq_timedreceive(m->rq, (char *)m->stash, m->msgsize, &prio, &ts);
@@ -371,7 +370,7 @@ out:
 	return r;
 }
 
-static inline int mq_ready(ipc_chan *c, ipc_deadline dl)
+static inline int mq_ready(ipc_chan *c, ipc_deadline *dl)
 {
 	if (__builtin_expect(atomic_load_explicit(&MQ(c)->ready, memory_order_acquire), 1))
 		return 0;
@@ -402,7 +401,7 @@ static ssize_t mq_stash_take(ipc_chan *c, struct mq_chan *m, void *buf, size_t c
 	return r;
 }
 
-static ssize_t mqb_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+static ssize_t mqb_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct mq_chan *m = MQ(c);
 	int r = mq_ready(c, dl);
@@ -499,7 +498,7 @@ static bool mq_pull_eos(struct mq_chan *m)
 	return atomic_load(&m->eof);
 }
 
-static int mqb_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
+static int mqb_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 {
 	struct mq_chan *m = MQ(c);
 	int r = mq_ready(c, dl);
@@ -584,7 +583,7 @@ static int mq_open_server(ipc_chan *c, struct mq_chan *m, const char *name)
 	m->msgsize = (size_t)attr.mq_msgsize;
 	if (!(m->stash = malloc(m->msgsize)))
 		return -ENOMEM;
-	if ((r = m->lock = ipc__name_lock("mq", name)) < 0)
+	if ((r = ipc__name_lock("mq", name, &m->lock)) < 0)
 		return r;
 	m->server = true;
 	m->sq = mq_create(m->sname, O_WRONLY, c->cfg.mode, &attr);
@@ -662,7 +661,7 @@ static int mq_open_client(ipc_chan *c, struct mq_chan *m)
 	if (r < 0)
 		return r;
 	int ms = c->cfg.connect_timeout_ms;
-	ipc_deadline dl = ipc__deadline(ms);
+	ipc_deadline dl = IPC_DL_INIT(ms);
 	for (;;) {
 		r = mq_client_try(c, m);
 		if (r == 0)
@@ -671,9 +670,9 @@ static int mq_open_client(ipc_chan *c, struct mq_chan *m)
 			return r;
 		if (ms == 0)
 			return r;
-		if (ipc__expired(dl))
+		if (ipc__expired(&dl))
 			return -ETIMEDOUT;
-		ipc__sleep_ms(MQ_RETRY_MS, dl);
+		ipc__sleep_ms(MQ_RETRY_MS, &dl);
 	}
 }
 
@@ -797,11 +796,11 @@ static void mq_close_(ipc_chan *c)
 		if (!atomic_load(&m->gone) && (ready || m->server)) {
 			/* End of stream, after all data. A server nobody attached
 			 * to does not wait: its hello may fill the queue. */
-			ipc_deadline dl = ready ? ipc__deadline(MQ_CLOSE_WAIT_MS) : IPC_NOWAIT;
+			ipc_deadline dl = IPC_DL_INIT(ready ? MQ_CLOSE_WAIT_MS : 0);
 			struct timespec ts;
 			int n = 0;
 			do
-				mq_ts(m, dl, false, &ts);
+				mq_ts(m, &dl, false, &ts);
 			while (mq_timedsend(m->sq, "", 0, MQ_PRIO_EOS, &ts) < 0 && errno == EINTR &&
 			       ++n < 100);
 		}
@@ -811,11 +810,11 @@ static void mq_close_(ipc_chan *c)
 		} else if (!m->server) {
 			/* A server that died before attaching left the names:
 			 * remove them if no live server holds the name now. */
-			int fd = ipc__name_lock("mq", m->name);
-			if (fd >= 0) {
+			int fd = -1;
+			if (ipc__name_lock("mq", m->name, &fd) == 0) {
 				mq_unlink(m->sname);
 				mq_unlink(m->cname);
-				close(fd);
+				ipc__close_fd(&fd);
 			}
 		}
 	}
@@ -825,7 +824,7 @@ static void mq_close_(ipc_chan *c)
 const struct ipc_backend ipc__backend_mq = {
 	.scheme = "mq",
 	.addr_kind = IPC_ADDR_MQNAME,
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_UNRELATED,
+	.caps = IPC_CAP_RELIABLE | IPC_CAP_UNRELATED | IPC_CAP_PAIR | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct mq_chan),
 	.max_msg_limit = 0,
 	.limit = mq_limit,

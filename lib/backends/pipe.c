@@ -23,6 +23,15 @@ struct pipe_chan {
 	struct ipc_stream s; /* must be first */
 };
 
+#define P(c) ((struct pipe_chan *)(void *)(c)->priv)
+
+static void pipe_init(ipc_chan *c)
+{
+	ipc__stream_preinit(c);
+}
+
+/* Take rfd/wfd for channel c. On failure the descriptors are left alone
+ * (they stay the caller's). */
 static int adopt(ipc_chan *c, int rfd, int wfd)
 {
 	int r;
@@ -30,7 +39,9 @@ static int adopt(ipc_chan *c, int rfd, int wfd)
 		return r;
 	if ((r = ipc__set_nonblock(rfd, false)) < 0 || (r = ipc__set_nonblock(wfd, true)) < 0)
 		return r;
-	return ipc__stream_init(c, rfd, wfd, false);
+	if ((r = ipc__stream_init(c, rfd, wfd, false)) < 0)
+		P(c)->s.rfd = P(c)->s.wfd = -1;
+	return r;
 }
 
 static int check_end(int fd, int accmode)
@@ -53,47 +64,51 @@ static int pipe_open(ipc_chan *c, const ipc_url *u, int flags)
 		return -EINVAL;
 	if ((r = check_end(u->rfd, O_RDONLY)) < 0 || (r = check_end(u->wfd, O_WRONLY)) < 0)
 		return r;
-	/* on failure adopt() has released nothing of the caller's */
 	return adopt(c, u->rfd, u->wfd);
 }
 
 static int pipe_pair(ipc_chan *a, ipc_chan *b)
 {
 	int p1[2], p2[2];
-	if (pipe2(p1, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(p2, O_CLOEXEC) < 0) {
-		int e = errno;
+	int r = ipc__pipe2(p1, O_CLOEXEC);
+	if (r < 0)
+		return r;
+	if ((r = ipc__pipe2(p2, O_CLOEXEC)) < 0) {
 		close(p1[0]);
 		close(p1[1]);
-		return -e;
-	}
-	/* a reads p1 and writes p2; b reads p2 and writes p1 */
-	int r = adopt(a, p1[0], p2[1]);
-	if (r == 0 && (r = adopt(b, p2[0], p1[1])) < 0) {
-		ipc__stream_close(a); /* closes p1[0] and p2[1] */
-		close(p1[1]);
-		close(p2[0]);
 		return r;
 	}
-	if (r < 0) {
-		close(p1[0]);
-		close(p1[1]);
-		close(p2[0]);
-		close(p2[1]);
+	/* a reads p1 and writes p2; b reads p2 and writes p1; from here on
+	 * close() releases them */
+	P(a)->s.rfd = p1[0];
+	P(a)->s.wfd = p2[1];
+	P(b)->s.rfd = p2[0];
+	P(b)->s.wfd = p1[1];
+	if ((r = adopt(a, p1[0], p2[1])) < 0) {
+		P(a)->s.rfd = p1[0];
+		P(a)->s.wfd = p2[1];
 		return r;
 	}
-	a->url = ipc__url_format("pipe", "%d,%d", p1[0], p2[1]);
-	b->url = ipc__url_format("pipe", "%d,%d", p2[0], p1[1]);
+	if ((r = adopt(b, p2[0], p1[1])) < 0) {
+		P(b)->s.rfd = p2[0];
+		P(b)->s.wfd = p1[1];
+		return r;
+	}
+	ipc__stream_paired(a);
+	ipc__stream_paired(b);
+	if (!(a->url = ipc__url_format("pipe", "%d,%d", p1[0], p2[1])) ||
+	    !(b->url = ipc__url_format("pipe", "%d,%d", p2[0], p1[1])))
+		return -ENOMEM;
 	return 0;
 }
 
 const struct ipc_backend ipc__backend_pipe = {
 	.scheme = "pipe",
 	.addr_kind = IPC_ADDR_FDS,
-	.caps = IPC_CAP_RELIABLE,
+	.caps = IPC_CAP_RELIABLE | IPC_CAP_PAIR | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct pipe_chan),
 	.max_msg_limit = UINT32_MAX,
+	.init = pipe_init,
 	.open = pipe_open,
 	.pair = pipe_pair,
 	IPC_STREAM_OPS,

@@ -84,13 +84,13 @@ struct shm {
 	int side;               /* 0 server (sends on ring 0), 1 client */
 	int lfd;                /* server, until attached */
 	int pconn;              /* server: accepted, hello not complete yet */
-	ipc_deadline pconn_dl;  /* ... and when its hello must be complete */
+	ipc_deadline pconn_dl;  /* ... and when its hello must be complete (anchored) */
 	int sock;               /* connected socket */
 	int efd_rx;             /* our data doorbell: a pipe's read end (blocking) */
 	int efd_tx;             /* the peer's: a pipe's write end (nonblocking) */
 	int selfd;              /* ipc_fd: an eventfd we signal ourselves */
 	int epfd;               /* ipc_fd, -1 until asked for */
-	char *path;             /* server: the socket path to remove */
+	struct ipc_file file;   /* server: the socket file to remove */
 	bool abstract;
 	uint64_t capacity;      /* our ring size request (rounded) */
 	size_t peer_max;
@@ -116,7 +116,7 @@ struct shm {
 	unsigned tx_n;          /* sends since then */
 	bool resv_inplace;
 	size_t resv_len;
-	ipc_deadline resv_dl;
+	ipc_deadline resv_dl;   /* the reserve's deadline, for commit */
 	unsigned char *resv_buf;
 	size_t resv_cap;
 	unsigned char *pend;    /* unsent tail of a fragmented message */
@@ -142,6 +142,7 @@ enum { PEEK_INPLACE = 1, PEEK_PART = 2 };
 struct shm_listener {
 	int lfd;
 	bool abstract;
+	struct ipc_file file;
 };
 
 static struct shm *S(ipc_chan *c)
@@ -259,7 +260,7 @@ static void shm_bind(ipc_chan *c, uint64_t hdr, const uint64_t size[2], size_t p
 /* Read exactly n handshake bytes into s->hs (resuming at s->hs_got),
  * collecting up to SHM_NFDS descriptors. 0, -EPIPE on EOF, a timeout
  * error, -EPROTO (unexpected descriptors) or -errno. */
-static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline dl)
+static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline *dl)
 {
 	while (s->hs_got < n) {
 		union {
@@ -471,7 +472,7 @@ fail:
  * not a valid ipckit client of ours is dropped and the wait goes on. A
  * client whose hello has not fully arrived when dl passes is kept in
  * s->pconn for the next call. */
-static int shm_accept_on(ipc_chan *c, int lfd, ipc_deadline dl)
+static int shm_accept_on(ipc_chan *c, int lfd, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	for (;;) {
@@ -485,16 +486,17 @@ static int shm_accept_on(ipc_chan *c, int lfd, ipc_deadline dl)
 			}
 			s->pconn = fd;
 			s->hs_got = 0;
-			s->pconn_dl = ipc__deadline(SHM_HELLO_MS);
+			s->pconn_dl = ipc__dl_in(SHM_HELLO_MS);
 		}
 		/* A client gets SHM_HELLO_MS to say hello: one that connects
 		 * and stays silent must not keep the others waiting. */
-		ipc_deadline hdl = dl;
-		if (dl == IPC_FOREVER || (dl != IPC_NOWAIT && s->pconn_dl < dl))
-			hdl = s->pconn_dl;
+		ipc_deadline *hdl = dl;
+		if (ipc__dl_forever(dl) ||
+		    (!ipc__dl_nowait(dl) && s->pconn_dl.at < ipc__dl_at(dl)))
+			hdl = &s->pconn_dl;
 		int r = hs_read(s, s->pconn, sizeof(struct shm_hello), false, hdl);
 		if (r == -ETIMEDOUT || r == -EAGAIN) {
-			if (ipc__expired(s->pconn_dl)) {
+			if (ipc__expired(&s->pconn_dl)) {
 				ipc__close_fd(&s->pconn); /* silent: take the next */
 				continue;
 			}
@@ -521,7 +523,7 @@ static void hs_drop_fds(struct shm *s)
 	s->hs_nfds = 0;
 }
 
-static int shm_join(ipc_chan *c, ipc_deadline dl)
+static int shm_join(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = hs_read(s, s->sock, sizeof(struct shm_welcome), true, dl);
@@ -565,7 +567,7 @@ fail:
 static void shm_fd_update(struct shm *s);
 
 /* Attach on first use (server: accept; client: take the descriptors). */
-static int shm_attach(ipc_chan *c, ipc_deadline dl)
+static int shm_attach(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	/* another thread may be attaching within its own, longer deadline */
@@ -582,9 +584,7 @@ static int shm_attach(ipc_chan *c, ipc_deadline dl)
 				if (s->epfd >= 0)
 					epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
 				ipc__close_fd(&s->lfd);
-				ipc__unix_unlink(s->path, s->abstract);
-				free(s->path);
-				s->path = NULL;
+				ipc__file_remove(&s->file);
 			}
 		} else {
 			r = shm_join(c, dl);
@@ -598,7 +598,7 @@ static int shm_attach(ipc_chan *c, ipc_deadline dl)
 	return r;
 }
 
-static inline int shm_ready(ipc_chan *c, ipc_deadline dl)
+static inline int shm_ready(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
@@ -747,14 +747,14 @@ out:
  * space bytes free. Returns 0 (the caller looks again), -EPIPE when the
  * peer is gone, a timeout error, -EPROTO.
  */
-static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
+static int shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 {
 	bool data = space == 0;
 	struct ipc_ring *ring = data ? &s->rx : &s->tx;
 	_Atomic uint32_t *flag = data ? &ring->ctl->rsleep : &ring->ctl->wsleep;
 	int64_t r;
 
-	if (dl == IPC_NOWAIT)
+	if (ipc__dl_nowait(dl))
 		return shm_peer_gone(s, true) ? -EPIPE : -EAGAIN;
 
 	/* spin phase */
@@ -777,7 +777,7 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 				checked = now;
 			if (shm_peer_gone(s, sock))
 				return -EPIPE;
-			if (dl != IPC_FOREVER && now >= dl)
+			if (!ipc__dl_forever(dl) && now >= ipc__dl_at(dl))
 				return -ETIMEDOUT;
 			if (mode != IPC_WAIT_SPIN && s->spin_ns > 0 && now - start >= s->spin_ns)
 				break;
@@ -811,12 +811,12 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 			return -EPROTO;
 		/* (the peer may send doorbells at will: they must not keep us
 		 * past dl, so the deadline is checked here, not only by poll) */
-		if (dl != IPC_FOREVER && ipc__expired(dl)) {
+		if (ipc__expired(dl)) {
 			if (!fdm)
 				atomic_store_explicit(flag, 0, memory_order_relaxed);
 			return ipc__timeout_err(dl);
 		}
-		if (data && !fdm && dl == IPC_FOREVER && !nap) {
+		if (data && !fdm && ipc__dl_forever(dl) && !nap) {
 			/* one system call: a doorbell, or EOF when the peer died */
 			char b[256];
 			ssize_t k = read(s->efd_rx, b, sizeof(b));
@@ -838,15 +838,15 @@ static int shm_wait(struct shm *s, uint64_t space, ipc_deadline dl, int mode)
 		 * without a fence on most receives (shm_wake_writer) and may
 		 * have missed our store while its tail store was in flight: 1 ms
 		 * later that store is visible. */
-		ipc_deadline wdl = dl;
+		ipc_deadline soon;
+		ipc_deadline *wdl = dl;
 		if (nap || recheck) {
-			ipc_deadline soon = ipc__deadline(1);
-			if (dl == IPC_FOREVER || soon < dl)
-				wdl = soon;
+			soon = ipc__dl_slice(dl, 1);
+			wdl = &soon;
 			recheck = false;
 		}
 		int n = ipc__wait_fds(p, data ? 2 : 1, wdl);
-		if (n < 0 && wdl != dl && (n == -ETIMEDOUT || n == -EAGAIN))
+		if (n < 0 && wdl != dl && (n == -ETIMEDOUT || n == -EAGAIN) && !ipc__expired(dl))
 			continue;
 		if (n < 0) {
 			atomic_store_explicit(flag, 0, memory_order_relaxed);
@@ -890,7 +890,7 @@ static inline int shm_tx_check(struct shm *s)
 	return shm_peer_gone(s, sock) ? -EPIPE : 0;
 }
 
-static int shm_tx_space(ipc_chan *c, uint64_t want, ipc_deadline dl)
+static int shm_tx_space(ipc_chan *c, uint64_t want, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	for (;;) {
@@ -909,7 +909,7 @@ static int shm_tx_space(ipc_chan *c, uint64_t want, ipc_deadline dl)
  * (so that writer and reader overlap on large messages); the first record
  * names total when first is set. *done counts the bytes that went. */
 static int shm_frag_out(ipc_chan *c, const unsigned char *p, size_t n, bool first,
-			uint32_t total, ipc_deadline dl, size_t *done)
+			uint32_t total, ipc_deadline *dl, size_t *done)
 {
 	struct shm *s = S(c);
 	uint64_t fmax = s->tx.size / 4 - IPC_REC_HDR;
@@ -934,7 +934,7 @@ static int shm_frag_out(ipc_chan *c, const unsigned char *p, size_t n, bool firs
  * in s->pend, sent before anything else (by the next send, or at close),
  * and the call succeeds.
  */
-static int shm_send_frags(ipc_chan *c, const unsigned char *msg, size_t len, ipc_deadline dl)
+static int shm_send_frags(ipc_chan *c, const unsigned char *msg, size_t len, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	size_t done;
@@ -952,7 +952,7 @@ static int shm_send_frags(ipc_chan *c, const unsigned char *msg, size_t len, ipc
 }
 
 /* Finish the tail of an earlier message; until then nothing new may go. */
-static int shm_flush_pend(ipc_chan *c, ipc_deadline dl)
+static int shm_flush_pend(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	size_t done;
@@ -967,7 +967,7 @@ static int shm_flush_pend(ipc_chan *c, ipc_deadline dl)
 	return 0;
 }
 
-static inline int shm_tx_begin(ipc_chan *c, ipc_deadline dl)
+static inline int shm_tx_begin(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_ready(c, dl);
@@ -988,7 +988,7 @@ static inline void shm_put_whole(struct shm *s, const void *msg, size_t len)
 	ipc__ring_put(&s->tx, (uint32_t)len, (uint32_t)len);
 }
 
-static int shm_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
+static int shm_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_tx_begin(c, dl);
@@ -1009,7 +1009,7 @@ static int shm_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
 
 /* A batch: as many records as fit, one index update, at most one wake-up
  * per wait. */
-static int shm_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl)
+static int shm_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_tx_begin(c, dl);
@@ -1050,7 +1050,7 @@ static int shm_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl
 	return i ? (int)i : r;
 }
 
-static int shm_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline dl)
+static int shm_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_tx_begin(c, dl);
@@ -1078,7 +1078,7 @@ static int shm_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline dl
 		s->resv_inplace = false;
 	}
 	s->resv_len = len;
-	s->resv_dl = dl;
+	s->resv_dl = *dl;
 	return 0;
 }
 
@@ -1086,7 +1086,7 @@ static int shm_send_commit(ipc_chan *c, size_t len)
 {
 	struct shm *s = S(c);
 	if (!s->resv_inplace)
-		return shm_send_frags(c, s->resv_buf, len, s->resv_dl);
+		return shm_send_frags(c, s->resv_buf, len, &s->resv_dl);
 	if (atomic_load(&s->err))
 		return -EPROTO;
 	ipc__ring_put(&s->tx, (uint32_t)len, (uint32_t)len);
@@ -1099,7 +1099,7 @@ static int shm_send_commit(ipc_chan *c, size_t len)
 
 /* Next record, waiting for one within dl. 1 with *rec, or an error;
  * -EPIPE only once the ring is empty and the peer gone. */
-static int shm_next(ipc_chan *c, struct ipc_rec *rec, ipc_deadline dl)
+static int shm_next(ipc_chan *c, struct ipc_rec *rec, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	for (;;) {
@@ -1141,7 +1141,7 @@ static int part_reserve(struct shm *s, size_t n)
 
 /* Continue a fragmented message into dst (which holds seq.got bytes). 0
  * when complete, or an error (the state is kept for a timeout). */
-static int shm_fill(ipc_chan *c, unsigned char *dst, ipc_deadline dl)
+static int shm_fill(ipc_chan *c, unsigned char *dst, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	while (s->seq.in_msg) {
@@ -1180,7 +1180,7 @@ static int shm_cut(struct shm *s, const unsigned char *so_far, int r)
 }
 
 /* Finish a message being assembled in s->part. */
-static int shm_finish_part(ipc_chan *c, ipc_deadline dl)
+static int shm_finish_part(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	if (s->part_active && !s->part_done) {
@@ -1192,7 +1192,7 @@ static int shm_finish_part(ipc_chan *c, ipc_deadline dl)
 	return 0;
 }
 
-static ssize_t shm_recv_msg(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+static ssize_t shm_recv_msg(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r;
@@ -1230,7 +1230,7 @@ static ssize_t shm_recv_msg(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 	return (ssize_t)s->seq.total;
 }
 
-static ssize_t shm_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+static ssize_t shm_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_ready(c, dl);
@@ -1244,7 +1244,7 @@ static ssize_t shm_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 	return n;
 }
 
-static ssize_t shm_recv_peek(ipc_chan *c, const void **msg, ipc_deadline dl)
+static ssize_t shm_recv_peek(ipc_chan *c, const void **msg, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_ready(c, dl);
@@ -1432,11 +1432,7 @@ static int shm_open_chan(ipc_chan *c, const ipc_url *u, int flags)
 		goto fail;
 	}
 	if (flags == IPC_SERVER) {
-		if (!u->abstract && !(s->path = strdup(u->path))) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		r = ipc__unix_listen(u->path, u->abstract, c->cfg.mode, 8);
+		r = ipc__unix_listen(u->path, u->abstract, c->cfg.mode, 8, &s->file);
 		if (r < 0)
 			goto fail;
 		s->lfd = r;
@@ -1452,8 +1448,6 @@ static int shm_open_chan(ipc_chan *c, const ipc_url *u, int flags)
 		goto fail;
 	return 0;
 fail:
-	free(s->path);
-	s->path = NULL;
 	free(c->url);
 	c->url = NULL;
 	ipc__close_fd(&s->sock);
@@ -1510,12 +1504,16 @@ static void shm_close(ipc_chan *c)
 	/* the peer drains what we published, then sees the hang-up */
 	if (atomic_load(&s->ready) && s->map.base) {
 		if (s->pend && !atomic_load(&s->err))
-			shm_flush_pend(c, ipc__deadline(SHM_CLOSE_FLUSH_MS));
+		{
+			ipc_deadline d = ipc__dl_in(SHM_CLOSE_FLUSH_MS);
+			shm_flush_pend(c, &d);
+		}
 		atomic_fetch_add_explicit(&s->map.page->closed[s->side], 1, memory_order_release);
 	}
 	if (s->lfd >= 0) {
 		ipc__close_fd(&s->lfd);
-		ipc__unix_unlink(s->path, s->abstract);
+		if (ipc__owned(c->owner))
+			ipc__file_remove(&s->file);
 	}
 	ipc__close_fd(&s->pconn);
 	ipc__close_fd(&s->sock);
@@ -1527,11 +1525,9 @@ static void shm_close(ipc_chan *c)
 	if (s->map.base)
 		munmap(s->map.base, s->map.len);
 	s->map.base = NULL;
-	free(s->path);
 	free(s->pend);
 	free(s->resv_buf);
 	free(s->part);
-	s->path = NULL;
 	s->pend = s->resv_buf = s->part = NULL;
 	if (s->lock_init)
 		pthread_mutex_destroy(&s->lock);
@@ -1552,7 +1548,7 @@ static int shm_listen(ipc_listener *l, const ipc_url *u)
 	l->url = ipc__url_format("shm", "%s%s", u->abstract ? "@" : "", u->path);
 	if (!l->url)
 		return -ENOMEM;
-	r = ipc__unix_listen(u->path, u->abstract, l->cfg.mode, 64);
+	r = ipc__unix_listen(u->path, u->abstract, l->cfg.mode, 64, &L(l)->file);
 	if (r < 0) {
 		free(l->url);
 		l->url = NULL;
@@ -1563,7 +1559,7 @@ static int shm_listen(ipc_listener *l, const ipc_url *u)
 	return 0;
 }
 
-static int shm_accept(ipc_listener *l, ipc_chan *c, ipc_deadline dl)
+static int shm_accept(ipc_listener *l, ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_prepare(c, IPC_SERVER);
@@ -1588,16 +1584,18 @@ static void shm_listener_close(ipc_listener *l)
 	if (sl->lfd >= 0) {
 		close(sl->lfd);
 		sl->lfd = -1;
-		/* the path is the listener's own: remove it */
-		if (!sl->abstract && l->url && strncmp(l->url, "shm://", 6) == 0)
-			ipc__unix_unlink(l->url + 6, false);
+		/* the path is the listener's own: remove it (not a forked
+		 * child's copy, and only while it is still our file) */
+		if (ipc__owned(l->owner))
+			ipc__file_remove(&sl->file);
 	}
 }
 
 const struct ipc_backend ipc__backend_shm = {
 	.scheme = "shm",
 	.addr_kind = IPC_ADDR_PATH,
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_UNRELATED,
+	.caps = IPC_CAP_RELIABLE | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_UNRELATED |
+		IPC_CAP_PAIR | IPC_CAP_ABSTRACT | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct shm),
 	.listener_size = sizeof(struct shm_listener),
 	.max_msg_limit = IPC_SHM_MAX_MSG,

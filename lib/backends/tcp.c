@@ -15,11 +15,8 @@
 #include "posix/sock.h"
 #include "stream.h"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,21 +30,8 @@ struct tcp_listener {
 	int lfd;
 };
 
-static int resolve(const ipc_url *u, bool passive, struct addrinfo **res)
-{
-	char port[8];
-	snprintf(port, sizeof(port), "%d", u->port);
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) };
-	int r = getaddrinfo(u->host, port, &hints, res);
-	if (r == 0)
-		return 0;
-	if (r == EAI_SYSTEM)
-		return -errno;
-	if (r == EAI_MEMORY)
-		return -ENOMEM;
-	return -EADDRNOTAVAIL; /* unknown host */
-}
+#define T(c) ((struct tcp_chan *)(void *)(c)->priv)
+#define TL(l) ((struct tcp_listener *)(void *)(l)->priv)
 
 static void set_nodelay(int fd)
 {
@@ -59,15 +43,15 @@ static void set_nodelay(int fd)
 static int tcp_bind_listen(const ipc_url *u, int backlog, char **url)
 {
 	struct addrinfo *res, *ai;
-	int r = resolve(u, true, &res);
+	int r = ipc__resolve(u, SOCK_STREAM, true, &res);
 	if (r < 0)
 		return r;
 	int fd = -1;
 	r = -EADDRNOTAVAIL;
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		fd = ipc__socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0) {
-			r = -errno;
+			r = fd;
 			continue;
 		}
 		int one = 1;
@@ -81,30 +65,24 @@ static int tcp_bind_listen(const ipc_url *u, int backlog, char **url)
 	freeaddrinfo(res);
 	if (fd < 0)
 		return r;
-	/* only the port can differ from what was asked (port 0) */
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int port = u->port;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						      : ((struct sockaddr_in *)&ss)->sin_port);
-	bool v6 = strchr(u->host, ':') != NULL;
-	*url = ipc__url_format("tcp", v6 ? "[%s]:%d" : "%s:%d", u->host, port);
-	if (!*url) {
+	if (!(*url = ipc__inet_url("tcp", fd, u->host))) {
 		close(fd);
 		return -ENOMEM;
 	}
 	return fd;
 }
 
-static int connect_one(const struct addrinfo *ai, ipc_deadline dl)
+/* Connect to ai within dl (a never-block deadline still gives the
+ * handshake of a local server a second). */
+static int connect_one(const struct addrinfo *ai, ipc_deadline *dl)
 {
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = ipc__socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
 	if (r < 0 && errno == EINPROGRESS) {
-		int pr = ipc__wait_fd(fd, POLLOUT, dl == IPC_NOWAIT ? ipc__deadline(1000) : dl);
+		ipc_deadline second = ipc__dl_in(1000);
+		int pr = ipc__wait_fd(fd, POLLOUT, ipc__dl_nowait(dl) ? &second : dl);
 		if (pr < 0) {
 			close(fd);
 			return pr;
@@ -128,40 +106,40 @@ static int connect_one(const struct addrinfo *ai, ipc_deadline dl)
 	return fd;
 }
 
-static int tcp_connect(const ipc_url *u, int timeout_ms)
-{
+struct tcp_try {
 	struct addrinfo *res;
-	int r = resolve(u, false, &res);
-	if (r < 0)
-		return r;
-	ipc_deadline dl = timeout_ms == 0 ? IPC_NOWAIT : ipc__deadline(timeout_ms);
-	int delay = 1;
-	for (;;) {
-		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-			r = connect_one(ai, dl);
-			if (r >= 0)
-				goto out;
+	ipc_deadline dl;
+	int fd;
+};
+
+static int tcp_try(void *arg)
+{
+	struct tcp_try *t = arg;
+	int r = -ECONNREFUSED;
+	for (struct addrinfo *ai = t->res; ai; ai = ai->ai_next) {
+		r = connect_one(ai, &t->dl);
+		if (r >= 0) {
+			t->fd = r;
+			return 0;
 		}
-		if (r != -ECONNREFUSED && r != -EAGAIN)
-			goto out;
-		if (dl == IPC_NOWAIT)
-			goto out;
-		if (ipc__expired(dl)) {
-			r = -ETIMEDOUT;
-			goto out;
-		}
-		ipc__sleep_ms(delay, dl);
-		if (delay < 50)
-			delay *= 2;
 	}
-out:
-	freeaddrinfo(res);
 	return r;
 }
 
-static int tcp_attach(ipc_chan *c, ipc_deadline dl)
+static int tcp_connect(const ipc_url *u, int timeout_ms)
 {
-	struct tcp_chan *t = (struct tcp_chan *)c->priv;
+	struct tcp_try t = { .dl = IPC_DL_INIT(timeout_ms), .fd = -1 };
+	int r = ipc__resolve(u, SOCK_STREAM, false, &t.res);
+	if (r < 0)
+		return r;
+	r = ipc__retry(timeout_ms, tcp_try, &t);
+	freeaddrinfo(t.res);
+	return r < 0 ? r : t.fd;
+}
+
+static int tcp_attach(ipc_chan *c, ipc_deadline *dl)
+{
+	struct tcp_chan *t = T(c);
 	int fd = ipc__accept(t->lfd, dl);
 	if (fd < 0)
 		return fd;
@@ -173,32 +151,36 @@ static int tcp_attach(ipc_chan *c, ipc_deadline dl)
 
 static void tcp_release(ipc_chan *c)
 {
-	ipc__close_fd(&((struct tcp_chan *)c->priv)->lfd);
+	ipc__close_fd(&T(c)->lfd);
+}
+
+static void tcp_init(ipc_chan *c)
+{
+	ipc__stream_preinit(c);
+	T(c)->lfd = -1;
+	T(c)->s.release = tcp_release;
 }
 
 static int tcp_open(ipc_chan *c, const ipc_url *u, int flags)
 {
-	struct tcp_chan *t = (struct tcp_chan *)c->priv;
-	t->lfd = -1;
-	int fd = -1, r;
+	struct tcp_chan *t = T(c);
+	int r;
 	if (flags == IPC_SERVER) {
 		if ((t->lfd = tcp_bind_listen(u, 1, &c->url)) < 0)
 			return t->lfd;
-	} else if ((fd = tcp_connect(u, c->cfg.connect_timeout_ms)) < 0) {
-		return fd;
-	}
-	if ((r = ipc__stream_init(c, fd, fd, true)) < 0) {
-		if (fd >= 0)
-			close(fd);
-		tcp_release(c);
-		return r;
-	}
-	t->s.release = tcp_release;
-	if (flags == IPC_SERVER) {
+		if ((r = ipc__stream_init(c, -1, -1, true)) < 0)
+			return r;
 		t->s.attach = tcp_attach;
 		t->s.pending_fd = t->lfd;
+		return 0;
 	}
-	return 0;
+	int fd = tcp_connect(u, c->cfg.connect_timeout_ms);
+	if (fd < 0)
+		return fd;
+	t->s.rfd = t->s.wfd = fd;
+	if ((r = ipc__stream_init(c, fd, fd, true)) < 0)
+		return r;
+	return ipc__stream_hello(c, IPC_NOWAIT);
 }
 
 static int tcp_pair(ipc_chan *a, ipc_chan *b)
@@ -211,37 +193,30 @@ static int tcp_pair(ipc_chan *a, ipc_chan *b)
 	free(url);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int r, fa = -1, fb = -1;
+	int r, fa, fb;
 	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) < 0) {
 		r = -errno;
 		goto out;
 	}
 	struct addrinfo ai = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
 			       .ai_addr = (struct sockaddr *)&ss, .ai_addrlen = sl };
-	if ((fa = connect_one(&ai, ipc__deadline(5000))) < 0) {
-		r = fa;
+	ipc_deadline dl = ipc__dl_in(5000);
+	if ((r = fa = connect_one(&ai, &dl)) < 0)
 		goto out;
-	}
-	if ((fb = ipc__accept(lfd, ipc__deadline(5000))) < 0) {
-		r = fb;
-		close(fa);
+	T(a)->s.rfd = T(a)->s.wfd = fa;
+	if ((r = fb = ipc__accept(lfd, &dl)) < 0)
 		goto out;
-	}
 	set_nodelay(fb);
-	((struct tcp_chan *)a->priv)->lfd = -1;
-	((struct tcp_chan *)b->priv)->lfd = -1;
-	if ((r = ipc__stream_init(a, fa, fa, true)) < 0) {
-		ipc__stream_close(a);
-		close(fb);
+	T(b)->s.rfd = T(b)->s.wfd = fb;
+	if ((r = ipc__stream_init(a, fa, fa, true)) < 0 ||
+	    (r = ipc__stream_init(b, fb, fb, true)) < 0)
 		goto out;
-	}
-	if ((r = ipc__stream_init(b, fb, fb, true)) < 0) {
-		ipc__stream_close(a);
-		ipc__stream_close(b);
-		goto out;
-	}
-	a->url = ipc__url_format("tcp", "pair:%d", fa);
-	b->url = ipc__url_format("tcp", "pair:%d", fb);
+	ipc__stream_paired(a);
+	ipc__stream_paired(b);
+	r = 0;
+	if (!(a->url = ipc__url_format("tcp", "pair:%d", fa)) ||
+	    !(b->url = ipc__url_format("tcp", "pair:%d", fb)))
+		r = -ENOMEM;
 out:
 	close(lfd);
 	return r;
@@ -249,41 +224,48 @@ out:
 
 static int tcp_listen(ipc_listener *l, const ipc_url *u)
 {
-	struct tcp_listener *tl = (struct tcp_listener *)l->priv;
+	struct tcp_listener *tl = TL(l);
 	tl->lfd = tcp_bind_listen(u, 128, &l->url);
 	return tl->lfd < 0 ? tl->lfd : 0;
 }
 
-static int tcp_accept(ipc_listener *l, ipc_chan *c, ipc_deadline dl)
+static int tcp_accept(ipc_listener *l, ipc_chan *c, ipc_deadline *dl)
 {
-	struct tcp_listener *tl = (struct tcp_listener *)l->priv;
-	((struct tcp_chan *)c->priv)->lfd = -1;
-	int fd = ipc__accept(tl->lfd, dl);
+	int fd = ipc__accept(TL(l)->lfd, dl);
 	if (fd < 0)
 		return fd;
 	set_nodelay(fd);
+	T(c)->s.rfd = T(c)->s.wfd = fd;
 	int r = ipc__stream_init(c, fd, fd, true);
 	if (r < 0)
-		ipc__stream_close(c);
-	return r;
+		return r;
+	return ipc__stream_hello(c, IPC_NOWAIT);
+}
+
+static int tcp_listener_fd(ipc_listener *l)
+{
+	return TL(l)->lfd;
 }
 
 static void tcp_listener_close(ipc_listener *l)
 {
-	ipc__close_fd(&((struct tcp_listener *)l->priv)->lfd);
+	ipc__close_fd(&TL(l)->lfd);
 }
 
 const struct ipc_backend ipc__backend_tcp = {
 	.scheme = "tcp",
 	.addr_kind = IPC_ADDR_HOSTPORT,
-	.caps = IPC_CAP_RELIABLE | IPC_CAP_CROSS_HOST | IPC_CAP_LISTEN | IPC_CAP_UNRELATED,
+	.caps = IPC_CAP_RELIABLE | IPC_CAP_CROSS_HOST | IPC_CAP_LISTEN | IPC_CAP_UNRELATED |
+		IPC_CAP_PAIR | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct tcp_chan),
 	.listener_size = sizeof(struct tcp_listener),
 	.max_msg_limit = UINT32_MAX,
+	.init = tcp_init,
 	.open = tcp_open,
 	.pair = tcp_pair,
 	IPC_STREAM_OPS,
 	.listen = tcp_listen,
 	.accept = tcp_accept,
+	.listener_fd = tcp_listener_fd,
 	.listener_close = tcp_listener_close,
 };

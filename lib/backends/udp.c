@@ -184,7 +184,7 @@ static int udp_open_client(ipc_chan *c, const ipc_url *u)
 	if (r < 0)
 		return r;
 	int ms = c->cfg.connect_timeout_ms;
-	ipc_deadline dl = ipc__deadline(ms);
+	ipc_deadline dl = IPC_DL_INIT(ms);
 	for (;;) {
 		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 			r = udp_client_try(c, ai);
@@ -193,11 +193,11 @@ static int udp_open_client(ipc_chan *c, const ipc_url *u)
 		}
 		if (r >= 0 || r != -ECONNREFUSED || ms == 0)
 			break;
-		if (ipc__expired(dl)) {
+		if (ipc__expired(&dl)) {
 			r = -ETIMEDOUT;
 			break;
 		}
-		ipc__sleep_ms(UDP_RETRY_MS, dl);
+		ipc__sleep_ms(UDP_RETRY_MS, &dl);
 	}
 	freeaddrinfo(res);
 	if (r < 0)
@@ -262,16 +262,15 @@ fail:
  * if it is the hello. Waiting happens outside the lock, so a sending and
  * a receiving thread may both wait; whoever locks first connects.
  */
-static int udp_attach(ipc_chan *c, ipc_deadline dl)
+static int udp_attach(ipc_chan *c, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
 	for (;;) {
 		/* Wait in slices of at most 10 ms: another thread may take the
 		 * first datagram (and attach) while this one sleeps. */
-		ipc_deadline slice = ipc__deadline(10);
-		bool sliced = dl == IPC_FOREVER || (dl != IPC_NOWAIT && slice < dl);
-		int r = ipc__wait_fd(d->fd, POLLIN, sliced ? slice : dl);
-		if (r == -ETIMEDOUT && sliced)
+		ipc_deadline slice = ipc__dl_slice(dl, 10);
+		int r = ipc__wait_fd(d->fd, POLLIN, &slice);
+		if (r == -ETIMEDOUT && !ipc__expired(dl))
 			r = 0;
 		if (r < 0)
 			return r;
@@ -306,14 +305,14 @@ static int udp_attach(ipc_chan *c, ipc_deadline dl)
 	}
 }
 
-static inline int udp_ready(ipc_chan *c, ipc_deadline dl)
+static inline int udp_ready(ipc_chan *c, ipc_deadline *dl)
 {
 	if (__builtin_expect(atomic_load_explicit(&UDP(c)->ready, memory_order_acquire), 1))
 		return 0;
 	return udp_attach(c, dl);
 }
 
-static int udp_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
+static int udp_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
 	int r = udp_ready(c, dl);
@@ -321,7 +320,7 @@ static int udp_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
 		return r;
 	if (atomic_load_explicit(&d->refused, memory_order_relaxed))
 		return -EPIPE;
-	int flags = MSG_NOSIGNAL | (dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+	int flags = MSG_NOSIGNAL | (ipc__dl_forever(dl) ? 0 : MSG_DONTWAIT);
 	for (;;) {
 		if (send(d->fd, msg, len, flags) >= 0)
 			return 0;
@@ -339,7 +338,7 @@ static int udp_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline dl)
 	}
 }
 
-static int udp_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl)
+static int udp_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
 	int r = udp_ready(c, dl);
@@ -350,7 +349,7 @@ static int udp_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl
 	struct mmsghdr mm[64];
 	struct iovec iov[64];
 	size_t done = 0;
-	int flags = MSG_NOSIGNAL | (dl == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+	int flags = MSG_NOSIGNAL | (ipc__dl_forever(dl) ? 0 : MSG_DONTWAIT);
 	for (size_t guard = 0; done < n && guard < n + UDP_SENDV_MAX; guard++) {
 		unsigned k = 0;
 		for (; k < 64 && done + k < n; k++) {
@@ -383,7 +382,7 @@ static int udp_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline dl
 	return done ? (int)done : r < 0 ? r : ipc__timeout_err(dl);
 }
 
-static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
+static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
 	int r = udp_ready(c, dl);
@@ -395,7 +394,7 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline dl)
 	bool refused = atomic_load_explicit(&d->refused, memory_order_relaxed);
 	for (;;) {
 		/* After a refusal only what is already queued is returned. */
-		int flags = refused || dl != IPC_FOREVER ? MSG_DONTWAIT : 0;
+		int flags = refused || !ipc__dl_forever(dl) ? MSG_DONTWAIT : 0;
 		ssize_t n;
 		if (direct) {
 			n = recv(d->fd, buf, cap, flags | MSG_TRUNC);
@@ -453,7 +452,7 @@ static void udp_close(ipc_chan *c)
 const struct ipc_backend ipc__backend_udp = {
 	.scheme = "udp",
 	.addr_kind = IPC_ADDR_HOSTPORT,
-	.caps = IPC_CAP_CROSS_HOST | IPC_CAP_UNRELATED,
+	.caps = IPC_CAP_CROSS_HOST | IPC_CAP_UNRELATED | IPC_CAP_PAIR | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct udp_chan),
 	.max_msg_limit = UDP_MAX_MSG,
 	.open = udp_open,

@@ -5,8 +5,56 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#define FD_OR_ERR(expr) do { \
+		if (ipc__fd_fault()) \
+			return -EMFILE; \
+		int fd_ = (expr); \
+		return fd_ < 0 ? -errno : fd_; \
+	} while (0)
+
+int ipc__socket(int domain, int type, int protocol)
+{
+	FD_OR_ERR(socket(domain, type, protocol));
+}
+
+int ipc__eventfd(unsigned initval, int flags)
+{
+	FD_OR_ERR(eventfd(initval, flags));
+}
+
+int ipc__epoll(void)
+{
+	FD_OR_ERR(epoll_create1(EPOLL_CLOEXEC));
+}
+
+int ipc__open(const char *path, int flags, unsigned mode)
+{
+	int fd;
+	if (ipc__fd_fault())
+		return -EMFILE;
+	do
+		fd = open(path, flags, (mode_t)mode);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+int ipc__pipe2(int fds[2], int flags)
+{
+	if (ipc__fd_fault())
+		return -EMFILE;
+	return pipe2(fds, flags) < 0 ? -errno : 0;
+}
+
+int ipc__accept4(int lfd, int flags)
+{
+	FD_OR_ERR(accept4(lfd, NULL, NULL, flags));
+}
 
 int ipc__set_nonblock(int fd, bool on)
 {
@@ -19,7 +67,7 @@ int ipc__set_nonblock(int fd, bool on)
 	return 0;
 }
 
-int ipc__wait_fds(struct pollfd *pfd, int n, ipc_deadline dl)
+int ipc__wait_fds(struct pollfd *pfd, int n, ipc_deadline *dl)
 {
 	for (;;) {
 		int ms = ipc__remaining_ms(dl);
@@ -34,14 +82,14 @@ int ipc__wait_fds(struct pollfd *pfd, int n, ipc_deadline dl)
 	}
 }
 
-int ipc__wait_fd(int fd, short events, ipc_deadline dl)
+int ipc__wait_fd(int fd, short events, ipc_deadline *dl)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	int r = ipc__wait_fds(&p, 1, dl);
 	return r < 0 ? r : p.revents;
 }
 
-void ipc__sleep_ms(int ms, ipc_deadline dl)
+void ipc__sleep_ms(int ms, ipc_deadline *dl)
 {
 	int left = ipc__remaining_ms(dl);
 	if (left >= 0 && left < ms)
@@ -49,6 +97,24 @@ void ipc__sleep_ms(int ms, ipc_deadline dl)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+int ipc__retry(int timeout_ms, int (*try)(void *arg), void *arg)
+{
+	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
+	int delay = 1;
+	for (;;) {
+		int r = try(arg);
+		if (r != -ENOENT && r != -ECONNREFUSED && r != -EAGAIN)
+			return r;
+		if (timeout_ms == 0)
+			return r == -EAGAIN ? -ECONNREFUSED : r;
+		if (ipc__expired(&dl))
+			return -ETIMEDOUT;
+		ipc__sleep_ms(delay, &dl);
+		if (delay < 50)
+			delay *= 2;
+	}
 }
 
 bool ipc__sigpipe_ignored(void)

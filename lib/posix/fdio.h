@@ -1,6 +1,8 @@
 /*
- * fdio.h - descriptor helpers shared by the fd backends: flags, timed
- * waits with EINTR retried against the remaining time, SIGPIPE-free
+ * fdio.h - descriptor helpers shared by the fd backends: the calls that
+ * create descriptors (each through the fault-injection choke point of
+ * lib/fault.h, returning the fd or -errno), flags, timed waits with EINTR
+ * retried against the remaining time, the connect-retry loop, SIGPIPE-free
  * writes to pipes, path checks.
  */
 #ifndef IPC_POSIX_FDIO_H
@@ -11,19 +13,37 @@
 #include <poll.h>
 #include <sys/uio.h>
 
+/* Descriptor-creating calls: the new fd (close-on-exec unless the flags
+ * say otherwise for pipe2/socket) or -errno. */
+int ipc__socket(int domain, int type, int protocol);
+int ipc__pipe2(int fds[2], int flags);
+int ipc__eventfd(unsigned initval, int flags);
+int ipc__epoll(void);
+int ipc__open(const char *path, int flags, unsigned mode);
+int ipc__accept4(int lfd, int flags);
+
 int ipc__set_nonblock(int fd, bool on);
 
 /* Wait until fd reports one of events (or POLLERR/POLLHUP/POLLNVAL).
  * Returns the revents (> 0), ipc__timeout_err(dl) when the deadline
  * passes, or -errno. EINTR is retried with the time left. */
-int ipc__wait_fd(int fd, short events, ipc_deadline dl);
+int ipc__wait_fd(int fd, short events, ipc_deadline *dl);
 
 /* Same over n descriptors; fills pfd[i].revents; returns how many are
  * ready (> 0) or an error as above. */
-int ipc__wait_fds(struct pollfd *pfd, int n, ipc_deadline dl);
+int ipc__wait_fds(struct pollfd *pfd, int n, ipc_deadline *dl);
 
 /* Sleep until the deadline or for ms, whichever is first (EINTR retried). */
-void ipc__sleep_ms(int ms, ipc_deadline dl);
+void ipc__sleep_ms(int ms, ipc_deadline *dl);
+
+/*
+ * The connect-retry loop of every client: call try(arg) until it returns
+ * something other than -ENOENT, -ECONNREFUSED or -EAGAIN (the server is not
+ * there yet, or its backlog is full), sleeping 1, 2, 4 ... 50 ms between
+ * tries, for at most timeout_ms (then -ETIMEDOUT). timeout_ms 0 is one try:
+ * its error, with -EAGAIN reported as -ECONNREFUSED.
+ */
+int ipc__retry(int timeout_ms, int (*try)(void *arg), void *arg);
 
 /* writev() to a pipe or FIFO without raising SIGPIPE: when the process
  * ignores SIGPIPE (checked once per call site's cached flag) it is a
