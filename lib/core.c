@@ -262,6 +262,7 @@ int ipc_open(ipc_chan **out, const char *url, int flags, const ipc_opts *opts)
 		return -ENOMEM;
 	const struct ipc_backend *be = NULL;
 	ipc_chan *c = NULL;
+	char *defurl = NULL;
 	size_t max;
 	int r = ipc__url_parse(u, url, opts, &be);
 	if (r < 0)
@@ -272,7 +273,11 @@ int ipc_open(ipc_chan **out, const char *url, int flags, const ipc_opts *opts)
 		r = -ENOTSUP;
 		goto out;
 	}
-	if (!(c = chan_alloc(be, &u->cfg, max))) {
+	/* Everything that can fail is done before the backend reaches its
+	 * peer: a client that connected and then gave up would be taken for
+	 * the server's peer. */
+	if (!(defurl = ipc__url_format(u->scheme, "%s", u->addr)) ||
+	    !(c = chan_alloc(be, &u->cfg, max))) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -281,16 +286,14 @@ int ipc_open(ipc_chan **out, const char *url, int flags, const ipc_opts *opts)
 		c = NULL;
 		goto out;
 	}
-	if (!c->url && !(c->url = ipc__url_format(u->scheme, "%s", u->addr))) {
-		be->close(c);
-		chan_free(c);
-		c = NULL;
-		r = -ENOMEM;
-		goto out;
+	if (!c->url) {
+		c->url = defurl;
+		defurl = NULL;
 	}
 	*out = c;
 	r = 0;
 out:
+	free(defurl);
 	free(u);
 	return r;
 }
@@ -580,20 +583,24 @@ int ipc_accept(ipc_listener *l, ipc_chan **out, int timeout_ms)
 {
 	if (!l || !out || !valid_timeout(timeout_ms))
 		return -EINVAL;
-	ipc_chan *c = chan_alloc(l->be, &l->cfg, l->cfg.max_msg);
-	if (!c)
+	/* (allocated before a client is taken: see ipc_open) */
+	char *url = l->url ? ipc__strdup(l->url) : NULL;
+	ipc_chan *c = (url || !l->url) ? chan_alloc(l->be, &l->cfg, l->cfg.max_msg) : NULL;
+	if (!c) {
+		free(url);
 		return -ENOMEM;
+	}
 	ipc_deadline dl = IPC_DL_INIT(timeout_ms);
 	int r = l->be->accept(l, c, &dl);
 	if (r < 0) {
+		free(url);
 		chan_discard(c);
 		return r;
 	}
-	if (!c->url && l->url && !(c->url = ipc__strdup(l->url))) {
-		l->be->close(c);
-		chan_free(c);
-		return -ENOMEM;
-	}
+	if (!c->url)
+		c->url = url;
+	else
+		free(url);
 	*out = c;
 	return 0;
 }

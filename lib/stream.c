@@ -41,6 +41,7 @@ static inline struct ipc_stream *S(ipc_chan *c)
 
 static int tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadline *dl,
 		      size_t *done);
+static void tail_abort(ipc_chan *c);
 
 static inline uint32_t get_le32(const unsigned char *p)
 {
@@ -75,7 +76,7 @@ int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
 	if (pthread_mutex_init(&s->lock, NULL) != 0)
 		return -ENOMEM;
 	s->lock_init = true;
-	return ipc__tail_init(&s->tail, c, tail_write);
+	return ipc__tail_init(&s->tail, c, tail_write, tail_abort);
 }
 
 void ipc__stream_paired(ipc_chan *c)
@@ -179,6 +180,18 @@ static int tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadlin
 	struct iovec iov = { (void *)p, n }, *v = &iov;
 	int nv = 1;
 	return write_iov(S(c), &v, &nv, n, dl, done);
+}
+
+/* lib/tail.c gave up on a cut message: the peer must see us end in the
+ * middle of it (EOF), never a torn frame followed by more. */
+static void tail_abort(ipc_chan *c)
+{
+	struct ipc_stream *s = S(c);
+	atomic_store_explicit(&s->serr, -EPIPE, memory_order_relaxed);
+	if (s->is_sock)
+		shutdown(s->wfd, SHUT_WR);
+	else
+		ipc__close_fd(&s->wfd);
 }
 
 /*
@@ -668,6 +681,15 @@ ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 	if (len > c->max_msg)
 		return finish(s, broken(s));
 	if (len > cap) {
+		/* A message that fits the read buffer is buffered whole first:
+		 * -EMSGSIZE then means it is all here, and a call with a larger
+		 * buffer gets it without waiting. */
+		if ((size_t)len + IPC_FRAME_HDR <= IPC_RBUF_SIZE &&
+		    (r = fill(s, IPC_FRAME_HDR + (size_t)len, dl)) < 0) {
+			if (r == -EPIPE)
+				s->rpos = s->rlen; /* torn message from a dead peer */
+			return finish(s, r);
+		}
 		c->need_len = len;
 		return finish(s, -EMSGSIZE);
 	}

@@ -6,13 +6,16 @@
 #include <time.h>
 
 #define TAIL_SLICE_MS 50           /* the flusher looks at stop this often */
+#define TAIL_SYNC_MS 1000          /* no thread: finish it ourselves this long */
 #define TAIL_STACK (256 * 1024)
 
-int ipc__tail_init(struct ipc_tail *t, ipc_chan *c, ipc_tail_write_fn write)
+int ipc__tail_init(struct ipc_tail *t, ipc_chan *c, ipc_tail_write_fn write,
+		   ipc_tail_abort_fn abort)
 {
 	memset(t, 0, sizeof(*t));
 	t->c = c;
 	t->write = write;
+	t->abort = abort;
 	if (pthread_mutex_init(&t->mu, NULL) != 0)
 		return -ENOMEM;
 	if (pthread_cond_init(&t->cv, NULL) != 0) {
@@ -37,17 +40,20 @@ int ipc__tail_reserve(struct ipc_tail *t, size_t n)
 	return 0;
 }
 
-/* Write the pending bytes until done, an error, or stop. */
-static int tail_flush(struct ipc_tail *t, bool sliced)
+/* Write the pending bytes until done, an error, stop, or (limit_ms > 0)
+ * that many milliseconds (-ETIMEDOUT). */
+static int tail_flush(struct ipc_tail *t, int limit_ms)
 {
 	int r = 0;
+	ipc_deadline limit = ipc__dl_in(limit_ms > 0 ? limit_ms : 1);
 	while (t->off < t->len) {
 		if (atomic_load_explicit(&t->stop, memory_order_relaxed))
 			return -ECANCELED;
+		if (limit_ms > 0 && ipc__expired(&limit))
+			return -ETIMEDOUT;
 		ipc_deadline slice = ipc__dl_in(TAIL_SLICE_MS);
 		size_t done = 0;
-		r = t->write(t->c, t->buf + t->off, t->len - t->off,
-			     sliced ? &slice : IPC_FOREVER, &done);
+		r = t->write(t->c, t->buf + t->off, t->len - t->off, &slice, &done);
 		t->off += done;
 		if (r == 0 && t->off < t->len)
 			r = -EIO; /* (a write function that lies about done) */
@@ -72,7 +78,7 @@ static void tail_end(struct ipc_tail *t, int r)
 static void *tail_main(void *arg)
 {
 	struct ipc_tail *t = arg;
-	tail_end(t, tail_flush(t, true));
+	tail_end(t, tail_flush(t, 0));
 	return NULL;
 }
 
@@ -144,9 +150,13 @@ int ipc__tail_start(struct ipc_tail *t, const struct iovec *iov, int n)
 		t->joinable = true;
 		return 0;
 	}
-	/* No thread: finish here, past the deadline, rather than break the
-	 * channel (the peer would see a torn message). */
-	int r = tail_flush(t, false);
+	/* No thread: finish here, for up to TAIL_SYNC_MS past the deadline;
+	 * then break the channel off rather than leave a torn message. */
+	int r = tail_flush(t, TAIL_SYNC_MS);
+	if (r == -ETIMEDOUT) {
+		t->abort(t->c);
+		r = -EPIPE;
+	}
 	tail_end(t, r);
 	return r;
 }

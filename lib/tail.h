@@ -15,8 +15,11 @@
  * Memory for the rest is reserved before the first byte is written
  * (ipc__tail_reserve), so running out of memory is reported before
  * anything is sent (-ENOMEM), never after part of a message left.
- * When no thread can be started, the send finishes the write itself, past
- * its deadline, rather than break the channel.
+ * When no thread can be started (the process is at its thread limit), the
+ * send finishes the write itself for up to a second past its deadline;
+ * should the peer not take it in that time, the channel is broken off
+ * (abort: the peer sees this end end mid-message, -EPIPE) and the send
+ * returns -EPIPE: a message is never torn silently.
  *
  * Threads: the tail belongs to the sending side. The flusher is the only
  * writer while it runs; a receiving thread never touches the tail.
@@ -34,10 +37,14 @@
  * (a timeout error when dl passed), with *done the bytes that went. */
 typedef int (*ipc_tail_write_fn)(ipc_chan *c, const unsigned char *p, size_t n,
 				 ipc_deadline *dl, size_t *done);
+/* Break the channel off so the peer sees this end gone mid-message, and
+ * make later sends fail with -EPIPE. */
+typedef void (*ipc_tail_abort_fn)(ipc_chan *c);
 
 struct ipc_tail {
 	ipc_chan *c;
 	ipc_tail_write_fn write;
+	ipc_tail_abort_fn abort;
 	unsigned char *buf;     /* reserved room, kept between messages */
 	size_t cap;
 	size_t len, off;        /* pending bytes are buf[off .. len) */
@@ -53,7 +60,8 @@ struct ipc_tail {
 
 /* Prepare t for channel c (whose owner is the process that may run a
  * flusher). 0 or -ENOMEM. */
-int ipc__tail_init(struct ipc_tail *t, ipc_chan *c, ipc_tail_write_fn write);
+int ipc__tail_init(struct ipc_tail *t, ipc_chan *c, ipc_tail_write_fn write,
+		   ipc_tail_abort_fn abort);
 
 /* Before a write that a deadline could cut: room for n bytes of rest.
  * 0 or -ENOMEM (then nothing must be written). */
@@ -72,8 +80,8 @@ static inline int ipc__tail_wait(struct ipc_tail *t, ipc_deadline *dl)
 
 /* The deadline cut a message: keep the unwritten iovec (n entries, at most
  * the reserved bytes) and finish writing it in the background. Returns 0
- * (the message counts as sent) or the error that ended a synchronous
- * finish when no thread could be started. */
+ * (the message counts as sent) or, when no thread could be started and
+ * the synchronous finish failed, its error (-EPIPE). */
 int ipc__tail_start(struct ipc_tail *t, const struct iovec *iov, int n);
 
 /* At close: give a pending tail up to linger_ms, then stop its writer and

@@ -455,7 +455,8 @@ static void proto_partial(uint32_t len, size_t first)
 Test(proto, partial_small) { proto_partial(100, 50); }
 Test(proto, partial_large) { proto_partial(500000, 50000); }
 
-/* A too-small buffer while the message is only partly there. */
+/* A too-small buffer while the message is only partly there: -EMSGSIZE
+ * waits for the whole message (then a larger buffer gets it at once). */
 Test(proto, partial_emsgsize)
 {
 	unsigned char hdr[4];
@@ -468,10 +469,32 @@ Test(proto, partial_emsgsize)
 	put_le32(hdr, 100);
 	raw_write(r.fd, hdr, 4);
 	raw_write(r.fd, payload, 10);
-	T_EQ(ipc_recv(r.c, buf, 50, 5000), -EMSGSIZE);
+	T_EQ(ipc_recv(r.c, buf, 50, 100), -ETIMEDOUT);
 	raw_write(r.fd, payload + 10, 90);
-	T_EQ(ipc_recv(r.c, buf, 100, 5000), 100);
+	T_EQ(ipc_recv(r.c, buf, 50, 5000), -EMSGSIZE);
+	T_EQ(ipc_recv(r.c, buf, 100, 0), 100);
 	cr_expect(tu_check(buf, 100, 77) < 0);
+	teardown(&r);
+}
+
+/* The same with timeout 0: -EAGAIN until it is all there. */
+Test(proto, partial_emsgsize_nowait)
+{
+	unsigned char hdr[4];
+	char payload[100], buf[100];
+	struct raw r;
+
+	setup_server(&r, false, NULL);
+	raw_hello(&r, 1 << 20);
+	tu_fill(payload, 100, 78);
+	put_le32(hdr, 100);
+	raw_write(r.fd, hdr, 4);
+	raw_write(r.fd, payload, 10);
+	T_EQ(ipc_recv(r.c, buf, 50, 0), -EAGAIN);
+	raw_write(r.fd, payload + 10, 90);
+	T_EQ(ipc_recv(r.c, buf, 50, 5000), -EMSGSIZE);
+	T_EQ(ipc_recv(r.c, buf, 100, 0), 100);
+	cr_expect(tu_check(buf, 100, 78) < 0);
 	teardown(&r);
 }
 

@@ -35,24 +35,93 @@ void tu_name(char *buf, size_t cap)
 	snprintf(buf, cap, "ipck-%d-%u", (int)tu_test_pid(), name_seq++);
 }
 
+/*
+ * What each backend should do: an independent statement, kept by hand. A
+ * backend the library lists and this table does not know fails every
+ * test that asks (tu_expect).
+ */
+#define C_STD (IPC_CAP_RELIABLE | IPC_CAP_UNRELATED | IPC_CAP_PROCESS)
+static const struct tu_expect expectations[] = {
+	/* name, caps, URL form, default max_msg, cut, backlog, announces_max */
+	{ "tcp", C_STD | IPC_CAP_CROSS_HOST | IPC_CAP_LISTEN | IPC_CAP_PAIR, TU_URL_HOSTPORT,
+	  (size_t)16 << 20, true, true, true },
+	{ "udp", IPC_CAP_CROSS_HOST | IPC_CAP_UNRELATED | IPC_CAP_PAIR | IPC_CAP_PROCESS,
+	  TU_URL_HOSTPORT, 65507, false, false, false },
+	{ "unix", C_STD | IPC_CAP_LISTEN | IPC_CAP_PAIR | IPC_CAP_ABSTRACT, TU_URL_PATH,
+	  (size_t)16 << 20, true, true, true },
+	{ "fifo", C_STD, TU_URL_PATH, (size_t)16 << 20, true, false, true },
+	{ "pipe", IPC_CAP_RELIABLE | IPC_CAP_PAIR | IPC_CAP_PROCESS, TU_URL_NONE,
+	  (size_t)16 << 20, true, false, true },
+	{ "mq", C_STD | IPC_CAP_PAIR, TU_URL_MQNAME, 0, false, false, true },
+	{ "shm", C_STD | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_PAIR | IPC_CAP_ABSTRACT,
+	  TU_URL_PATH, (size_t)16 << 20, true, true, true },
+	{ "inproc", IPC_CAP_RELIABLE | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_PAIR,
+	  TU_URL_NAME, (size_t)16 << 20, true, false, true },
+};
+
+const struct tu_expect *tu_expect(const char *be)
+{
+	for (size_t i = 0; i < sizeof(expectations) / sizeof(expectations[0]); i++)
+		if (strcmp(expectations[i].name, be) == 0)
+			return &expectations[i];
+	fprintf(stderr, "backend \"%s\" is not in the expectation table (tests/util.c)\n", be);
+	abort();
+}
+
 bool tu_url(char *buf, size_t cap, const char *be, bool abstract)
 {
 	char name[64];
 
-	if (strcmp(be, "tcp") == 0 || strcmp(be, "udp") == 0) {
+	tu_name(name, sizeof(name));
+	switch (tu_expect(be)->url) {
+	case TU_URL_NONE:
+		return false;
+	case TU_URL_HOSTPORT:
 		snprintf(buf, cap, "%s://127.0.0.1:0", be);
 		return true;
+	case TU_URL_MQNAME:
+		snprintf(buf, cap, "%s:///%s", be, name);
+		return true;
+	case TU_URL_NAME:
+		snprintf(buf, cap, "%s://%s", be, name);
+		return true;
+	case TU_URL_PATH:
+		break;
 	}
-	if (strcmp(be, "pipe") == 0)
-		return false;
-	tu_name(name, sizeof(name));
-	if (strcmp(be, "mq") == 0)
-		snprintf(buf, cap, "mq:///%s", name);
-	else if (abstract)
+	if (abstract)
 		snprintf(buf, cap, "%s://@%s", be, name);
 	else
 		snprintf(buf, cap, "%s:///tmp/%s", be, name);
 	return true;
+}
+
+static bool port_free(int type, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return false;
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+bool tu_fixed_url(char *buf, size_t cap, const char *be, bool abstract)
+{
+	if (tu_expect(be)->url != TU_URL_HOSTPORT)
+		return tu_url(buf, cap, be, abstract);
+	for (int i = 0; i < 100; i++) {
+		int port = tu_free_port(SOCK_STREAM);
+
+		if (port > 0 && port_free(SOCK_DGRAM, port)) {
+			snprintf(buf, cap, "%s://127.0.0.1:%d", be, port);
+			return true;
+		}
+	}
+	return false;
 }
 
 int tu_free_port(int type)

@@ -18,6 +18,34 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * The expectation table: what each backend should do (caps, URL form,
+ * default max_msg), written down in util.c independently of the library,
+ * so that a test compares the library against it and decides what to run
+ * from it, never from a backend's name.
+ */
+enum tu_url_form {
+	TU_URL_NONE,     /* no URL of its own (pipe: only inherited fds) */
+	TU_URL_HOSTPORT, /* scheme://127.0.0.1:port */
+	TU_URL_PATH,     /* scheme:///tmp/name (a file) */
+	TU_URL_MQNAME,   /* scheme:///name (no file) */
+	TU_URL_NAME,     /* scheme://name (no file, no slash) */
+};
+
+struct tu_expect {
+	const char *name;
+	unsigned caps;          /* exactly what ipc_info must report */
+	enum tu_url_form url;
+	size_t max_msg;         /* default max_msg; 0: the kernel's mq limit */
+	bool cut;               /* a message can be cut by a deadline mid-write */
+	bool backlog;           /* clients connect to a listening socket */
+	bool announces_max;     /* the peers exchange their max_msg */
+};
+
+/* The entry for a compiled-in backend (the test fails for one it does not
+ * know: a new backend must be described here first). */
+const struct tu_expect *tu_expect(const char *be);
+
 /* A label printed by the T_* macros ("tcp/pair", "unix-path/srv"...). */
 extern char tu_tag[64];
 
@@ -32,11 +60,16 @@ void tu_leak_check(void);
 
 void tu_name(char *buf, size_t cap);
 
-/* A fresh server URL of the given form for backend be:
- *   tcp/udp: "<be>://127.0.0.1:0"; unix/shm: "<be>:///tmp/ipck-..." or,
- *   with abstract, "<be>://@ipck-..."; fifo: "fifo:///tmp/ipck-...";
- *   mq: "mq:///ipck-...". Returns false for pipe (no URL form). */
+/* A fresh server URL in backend be's form (tu_expect(be)->url):
+ *   HOSTPORT "<be>://127.0.0.1:0"; PATH "<be>:///tmp/ipck-..." or, with
+ *   abstract, "<be>://@ipck-..."; MQNAME "<be>:///ipck-..."; NAME
+ *   "<be>://ipck-...". Returns false when the backend has no URL form. */
 bool tu_url(char *buf, size_t cap, const char *be, bool abstract);
+
+/* The same with a fixed address a client can be given before its server
+ * exists: HOSTPORT forms get a port that was free a moment ago (for both
+ * TCP and UDP). */
+bool tu_fixed_url(char *buf, size_t cap, const char *be, bool abstract);
 
 /* Two threads open url as IPC_SERVER at the same moment (a barrier);
  * res[i] gets each ipc_open's result and ch[i] its channel. */

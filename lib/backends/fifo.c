@@ -262,6 +262,10 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 		return r;
 	snprintf(f->c2s, sizeof(f->c2s), "%s.c2s", u->path);
 	snprintf(f->s2c, sizeof(f->s2c), "%s.s2c", u->path);
+	/* (everything that can fail goes before the client opens the
+	 * FIFOs: see unix.c) */
+	if ((r = ipc__stream_init(c, -1, -1, false)) < 0)
+		return r;
 	if (flags == IPC_SERVER)
 		r = fifo_open_server(c, u);
 	else
@@ -269,9 +273,8 @@ static int fifo_open(ipc_chan *c, const ipc_url *u, int flags)
 	if (r < 0)
 		return r;
 	/* each side sizes the FIFO it reads */
-	int rfd = f->s.rfd, wfd = f->s.wfd;
-	if ((r = ipc__pipe_size(rfd, c->cfg.capacity)) < 0 ||
-	    (r = ipc__stream_init(c, rfd, wfd, false)) < 0)
+	int rfd = f->s.rfd;
+	if ((r = ipc__pipe_size(rfd, c->cfg.capacity)) < 0)
 		return r;
 	f->s.pending_fd = rfd;
 	if (flags == IPC_SERVER) {

@@ -174,12 +174,13 @@ static int tcp_open(ipc_chan *c, const ipc_url *u, int flags)
 		t->s.pending_fd = t->lfd;
 		return 0;
 	}
+	/* (everything that can fail goes before connect(): see unix.c) */
+	if ((r = ipc__stream_init(c, -1, -1, true)) < 0)
+		return r;
 	int fd = tcp_connect(u, c->cfg.connect_timeout_ms);
 	if (fd < 0)
 		return fd;
 	t->s.rfd = t->s.wfd = fd;
-	if ((r = ipc__stream_init(c, fd, fd, true)) < 0)
-		return r;
 	return ipc__stream_hello(c, IPC_NOWAIT);
 }
 

@@ -91,13 +91,15 @@ static int unix_open(ipc_chan *c, const ipc_url *url, int flags)
 		u->s.pending_fd = u->lfd;
 		return 0;
 	}
+	/* everything that can fail goes before connect(): a client that
+	 * connects and then gives up would be the server's peer */
+	if ((r = ipc__stream_init(c, -1, -1, true)) < 0)
+		return r;
 	int fd = ipc__unix_connect(url->path, url->abstract, c->cfg.connect_timeout_ms);
 	if (fd < 0)
 		return fd;
 	u->s.rfd = u->s.wfd = fd;
 	if (url->abstract && (r = ipc__unix_peer_same_uid(fd)) < 0)
-		return r;
-	if ((r = ipc__stream_init(c, fd, fd, true)) < 0)
 		return r;
 	/* say hello at once: the server's first call can then go ahead */
 	return ipc__stream_hello(c, IPC_NOWAIT);
