@@ -49,7 +49,7 @@ typedef struct ipc_deadline {
 #define IPC_FOREVER (&(ipc_deadline){ .ms = -1 })
 #define IPC_NOWAIT (&(ipc_deadline){ .ms = 0 })
 
-/* Default option values (DESIGN.md). */
+/* Default option values (docs/design.md). */
 #define IPC_DEFAULT_MAX_MSG ((size_t)16 << 20)
 #define IPC_DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define IPC_DEFAULT_MODE 0600u

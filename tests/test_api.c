@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Every error the API documents (include/ipckit.h, DESIGN.md). */
+/* Every error the API documents (include/ipckit.h, docs/api.md). */
 static const int api_errors[] = {
 	EINVAL, EPROTONOSUPPORT, ENAMETOOLONG, EADDRINUSE, ECONNREFUSED, ENOENT, ETIMEDOUT,
 	EMSGSIZE, EPIPE, EAGAIN, EPROTO, EBUSY, ENOTSUP, EBADF, EACCES, ENOMEM,
@@ -42,6 +42,9 @@ Test(api, strerror_every_error)
 		seen[i] = s;
 	}
 	cr_assert(ipc_strerror(0) && ipc_strerror(0)[0], "ipc_strerror(0) is empty");
+	/* -EINVAL comes from NULL handles and bad values as much as from URLs */
+	cr_expect(strstr(ipc_strerror(-EINVAL), "invalid argument") != NULL, "%s",
+		  ipc_strerror(-EINVAL));
 	/* Values the API never returns still give a string. */
 	cr_assert(ipc_strerror(-99999) && ipc_strerror(-99999)[0]);
 	cr_assert(ipc_strerror(12345) && ipc_strerror(12345)[0]);
