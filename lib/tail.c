@@ -148,6 +148,7 @@ int ipc__tail_start(struct ipc_tail *t, const struct iovec *iov, int n)
 	}
 	if (e == 0) {
 		t->joinable = true;
+		t->th_pid = ipc__getpid();
 		return 0;
 	}
 	/* No thread: finish here, for up to TAIL_SYNC_MS past the deadline;
@@ -165,9 +166,9 @@ void ipc__tail_fini(struct ipc_tail *t, int linger_ms)
 {
 	if (!t->sync_init)
 		return;
-	if (!ipc__owned(t->c->owner)) {
-		/* a forked child's copy: the flusher, if any, runs in the
-		 * parent; its mutex may have been copied locked */
+	if (t->joinable && t->th_pid != ipc__getpid()) {
+		/* a forked child's copy: the flusher runs in the parent (not
+		 * here), and its mutex may have been copied locked */
 		free(t->buf);
 		t->buf = NULL;
 		return;

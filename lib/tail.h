@@ -53,6 +53,7 @@ struct ipc_tail {
 	int err;                /* how the last flusher ended (0 or -errno) */
 	bool joinable;
 	bool sync_init;
+	pid_t th_pid;           /* the process that started th */
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* broadcast when a flusher ends */
@@ -85,8 +86,8 @@ static inline int ipc__tail_wait(struct ipc_tail *t, ipc_deadline *dl)
 int ipc__tail_start(struct ipc_tail *t, const struct iovec *iov, int n);
 
 /* At close: give a pending tail up to linger_ms, then stop its writer and
- * release everything. In a forked child (c->owner is another process) it
- * frees memory only. */
+ * release everything. In a forked child whose copy of the channel has a
+ * writer running in the parent, it frees memory only. */
 void ipc__tail_fini(struct ipc_tail *t, int linger_ms);
 
 #endif
