@@ -8,8 +8,9 @@
  * After a large message (>= 16 KiB) the next read goes to the caller's
  * buffer at once (recv_direct), so a 64 KiB message costs one read and no
  * copy through the buffer.
- * With timeout -1 the descriptors are used blocking (one system call);
- * finite timeouts poll first (sockets use MSG_DONTWAIT per call).
+ * A receive that waits costs one system call: sockets block in recvmsg
+ * with SO_RCVTIMEO (sock_rcvtimeo); pipes and FIFOs block in read with
+ * timeout -1 and poll first only for a finite timeout.
  *
  * Handshake: each side sends a hello and reads the peer's before its first
  * send (to learn the peer's max_msg; pairs know it already) or receive, in
@@ -61,6 +62,7 @@ void ipc__stream_preinit(ipc_chan *c)
 	struct ipc_stream *s = S(c);
 	s->rfd = s->wfd = s->pending_fd = -1;
 	s->epfd = s->evfd = -1;
+	s->rcvtimeo_ms = -1; /* a new socket waits for ever */
 }
 
 int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
@@ -396,13 +398,50 @@ int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *
 /* ---- reading ---- */
 
 /* One read into the iovec: > 0 bytes, 0 at EOF, or -errno. */
+/*
+ * Sockets wait in recvmsg itself, with SO_RCVTIMEO as the time left: one
+ * system call for a receive that waits, where a non-blocking try, a poll
+ * and a second try cost three (and on a VM a process woken in poll wakes
+ * measurably later than one woken in recv). The option is only set when
+ * the time to wait changes, so a caller that always passes the same
+ * timeout pays for it once: a call's deadline is anchored when it first
+ * waits, so its first wait is exactly its timeout.
+ */
+static int sock_rcvtimeo(struct ipc_stream *s, int ms)
+{
+	if (s->rcvtimeo_ms == ms)
+		return 0;
+	struct timeval tv = { 0, 0 };
+	if (ms > 0) {
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	}
+	if (setsockopt(s->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	s->rcvtimeo_ms = ms;
+	return 0;
+}
+
 static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline *dl)
 {
 	for (;;) {
 		ssize_t r;
 		if (s->is_sock) {
 			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-			r = recvmsg(s->rfd, &mh, ipc__dl_forever(dl) ? 0 : MSG_DONTWAIT);
+			int flags = 0;
+			int ms = ipc__remaining_ms(dl); /* -1 forever, 0 never block or passed */
+			if (ms == 0)
+				flags = MSG_DONTWAIT;
+			else if ((r = sock_rcvtimeo(s, ms)) < 0)
+				return r;
+			r = recvmsg(s->rfd, &mh, flags);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				/* SO_RCVTIMEO ran out (or a never-block try): done
+				 * unless the clock says time is left (rounding) */
+				if (ms == 0 || ipc__expired(dl))
+					return ipc__timeout_err(dl);
+				continue;
+			}
 		} else {
 			if (!ipc__dl_forever(dl)) {
 				int w = ipc__wait_fd(s->rfd, POLLIN, dl);
