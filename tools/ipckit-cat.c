@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -569,6 +570,10 @@ int main(int argc, char **argv)
 
 	if (r != EX_DONE)
 		return r;
+	/* A closed stdout is reported (status 5), not fatal. Set before any
+	 * channel is opened, and never changed: pipe and fifo channels sample
+	 * the disposition when they open. */
+	signal(SIGPIPE, SIG_IGN);
 	if (o.send && (r = load_input(&in)) != EX_DONE)
 		goto out;
 	if (o.role == ROLE_LISTEN) {
