@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench_rtt.py - round trip of one message between two Python processes:
-ipckit (shm, unix) against what a Python user would pick instead,
+ipckit (shm with its default adaptive wait and with wait=block, unix) against what a Python user would pick instead,
 socket.socketpair() and multiprocessing.Pipe().
 
     IPCKIT_LIB=build/libipckit.so PYTHONPATH=bindings/python \\
@@ -35,9 +35,9 @@ def recv_exact(sock, view):
 
 
 class Ipckit:
-    def __init__(self, scheme):
-        self.name = f"ipckit {scheme}"
-        a, b = ipckit.pair(scheme)
+    def __init__(self, scheme, **opts):
+        self.name = f"ipckit {scheme}" + "".join(f" {k}={v}" for k, v in opts.items())
+        a, b = ipckit.pair(scheme, **opts)
         self.pid = os.fork()
         if self.pid == 0:
             a.close()
@@ -135,7 +135,7 @@ def main():
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    mechs = [Ipckit("shm"), Ipckit("unix"), SocketPair(), MpPipe()]
+    mechs = [Ipckit("shm"), Ipckit("shm", wait="block"), Ipckit("unix"), SocketPair(), MpPipe()]
     cells = [(m, s) for m in mechs for s in sizes]
     # Calibrate once: how many round trips fill --time.
     count = {}
