@@ -112,12 +112,8 @@ for i in 1 2 3; do
 	bg c7-$i "$cat" --client "$URL" --send --recv --data "client $i" --format line
 	pids="$pids $LAST"
 done
-i=0
-for p in $pids; do
-	i=$((i + 1))
-	reap "$p" || fail "client $i of --listen --echo exited $?"
-	same "$T/c7-$i.out" "client $i\n"
-done
+reap_all "--listen --echo client" $pids
+for i in 1 2 3; do same "$T/c7-$i.out" "client $i\n"; done
 reap "$SRV" || fail "listen7 exited $?"
 server listen8 --send --data hello --count 2
 for i in 1 2; do expect 0 c8-$i "$cat" --client "$URL" --recv; same "$T/c8-$i.out" hello; done

@@ -65,3 +65,13 @@ reap() {
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid"
 }
+
+# reap_all WHAT PID...: reap each job; fail naming the first that failed.
+reap_all() {
+	local what=$1 i=0 p
+	shift
+	for p in "$@"; do
+		i=$((i + 1))
+		reap "$p" || fail "$what $i exited $?"
+	done
+}

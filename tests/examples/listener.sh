@@ -19,10 +19,8 @@ for i in $(seq $N); do
 	bg client$i "$reqrep" client "$url" "a$i" "b$i" "c$i"
 	pids="$pids $LAST"
 done
-i=0
-for p in $pids; do
-	i=$((i + 1))
-	reap "$p" || fail "client $i exited $?"
+reap_all client $pids
+for i in $(seq $N); do
 	printf 're: a%s\nre: b%s\nre: c%s\n' $i $i $i | cmp -s - "$T/client$i.out" ||
 		fail "client $i got: $(cat "$T/client$i.out")"
 done

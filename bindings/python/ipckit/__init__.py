@@ -135,20 +135,50 @@ def _info_dict(info):
             "max_msg": info.max_msg, "caps": info.caps}
 
 
-class Channel:
-    """One connected, bidirectional message channel. Use it from one
-    sending and one receiving thread at most."""
+class _Handle:
+    """What Channel and Listener share: the C handle, closed once (also on
+    garbage collection), and use as a context manager."""
 
-    _RECV_START = 64 * 1024
+    _kind = "handle"
+    _closer = None  # the name of the C function that frees the handle
 
     def __init__(self, handle):
         self._h = handle
-        self._buf = ctypes.create_string_buffer(self._RECV_START)
 
     def _handle(self):
         if not self._h:
-            raise Error(_errno.EBADF, "channel is closed")
+            raise Error(_errno.EBADF, f"{self._kind} is closed")
         return self._h
+
+    def close(self):
+        if self._h:
+            h, self._h = self._h, None
+            getattr(_lib, self._closer)(h)
+
+    @property
+    def closed(self):
+        return not self._h
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Channel(_Handle):
+    """One connected, bidirectional message channel. Use it from one
+    sending and one receiving thread at most."""
+
+    _kind, _closer = "channel", "ipc_close"
+    _RECV_START = 64 * 1024
+
+    def __init__(self, handle):
+        super().__init__(handle)
+        self._buf = ctypes.create_string_buffer(self._RECV_START)
 
     def send(self, data, timeout_ms=-1):
         """Send one message (bytes-like), whole or not at all."""
@@ -181,40 +211,16 @@ class Channel:
         _check(_lib.ipc_info_get(self._handle(), ctypes.byref(info)), "info")
         return _info_dict(info)
 
-    def close(self):
-        if self._h:
-            h, self._h = self._h, None
-            _lib.ipc_close(h)
-
-    @property
-    def closed(self):
-        return not self._h
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
     def __repr__(self):
         if not self._h:
             return "<ipckit.Channel closed>"
         return f"<ipckit.Channel {self.info()['url']}>"
 
 
-class Listener:
+class Listener(_Handle):
     """A server endpoint that accepts any number of clients (tcp, unix, shm)."""
 
-    def __init__(self, handle):
-        self._h = handle
-
-    def _handle(self):
-        if not self._h:
-            raise Error(_errno.EBADF, "listener is closed")
-        return self._h
+    _kind, _closer = "listener", "ipc_listener_close"
 
     def accept(self, timeout_ms=-1):
         """The next client whose handshake is complete, as a Channel."""
@@ -231,20 +237,6 @@ class Listener:
     def url(self):
         """The resolved URL (tcp port 0 becomes the real port)."""
         return _lib.ipc_listener_url(self._handle()).decode()
-
-    def close(self):
-        if self._h:
-            h, self._h = self._h, None
-            _lib.ipc_listener_close(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 def open(url, server=False, **opts):  # noqa: A001 - the API's own name
