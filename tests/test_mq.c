@@ -2,7 +2,12 @@
  * test_mq.c - mq backend specifics: limits read from /proc and refused
  * above, name length, reclaiming the name of a killed server, nothing left
  * in the queue namespace, -EPIPE after SIGKILL while blocked and after a
- * clean close (queued messages first), the receive stash and ipc_fd.
+ * clean close (queued messages first), the receive stash and ipc_fd; one
+ * sending and one receiving thread on each end (no loss, duplicate or
+ * reorder with full queues); out of descriptors (RLIMIT_NOFILE and the
+ * fault hook) and out of memory at every point of open and attach; a lock
+ * name squatted by another user; fork-and-close; the peer's max_msg on the
+ * first send.
  * Names carry the pid; queues are kept small (RLIMIT_MSGQUEUE is 800 KiB
  * per user by default) and every channel is closed.
  */
@@ -14,13 +19,23 @@
 #include <limits.h>
 #include <mqueue.h>
 #include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "util.h"
+
+/* the fault hooks of the test build (lib/fault.h) */
+#define IPC_FAULT_INJECTION 1
+#include "fault.h"
 
 static const ipc_opts small = { .max_msg = 256, .capacity = 4 };
 
@@ -513,4 +528,574 @@ Test(mq, client_gone_before_attach_drained, .timeout = 20)
 	cr_assert_eq(ipc_send(s, "x", 1, 1000), -EPIPE);
 	ipc_close(s);
 	cr_assert(!any_queue(url), "queues left behind");
+}
+
+/* ------------------------------------------------ one sender, one receiver */
+
+#define SOAK_N 20000
+#define SOAK_BIG 256 /* = the queues' message size (max_msg) */
+
+/* The length of message seq: 4..200 bytes (the sequence number first). */
+static size_t soak_len(uint32_t seq)
+{
+	return 4 + (size_t)(seq * 37u) % 197;
+}
+
+struct soak {
+	ipc_chan *c;
+	uint32_t out, in;  /* seeds of the two directions */
+	size_t cap;        /* receive buffer: < SOAK_BIG uses the stash */
+	char err[160];     /* the first failure seen by either thread */
+};
+
+static void *soak_send(void *arg)
+{
+	struct soak *k = arg;
+	unsigned char buf[SOAK_BIG];
+	for (uint32_t i = 0; i < SOAK_N; i++) {
+		size_t len = soak_len(i);
+		memcpy(buf, &i, 4);
+		tu_fill(buf + 4, len - 4, i * 2 + k->out);
+		/* never-block first, as an event loop would: each -EAGAIN is a
+		 * full queue, where the sender looks for the peer's marker */
+		int r = ipc_send(k->c, buf, len, 0);
+		if (r == -EAGAIN)
+			r = ipc_send(k->c, buf, len, 30000);
+		if (r != 0) {
+			snprintf(k->err, sizeof k->err, "send %u: %s", i, tu_err(r));
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void *soak_recv(void *arg)
+{
+	struct soak *k = arg;
+	unsigned char buf[SOAK_BIG];
+	for (uint32_t want = 0; want < SOAK_N; want++) {
+		ssize_t n = ipc_recv(k->c, buf, k->cap, 30000);
+		if (n == -EMSGSIZE && k->cap < SOAK_BIG)
+			n = ipc_recv(k->c, buf, sizeof buf, 30000); /* the kept one */
+		uint32_t seq = 0;
+		if (n >= 4)
+			memcpy(&seq, buf, 4);
+		if (n < 4 || seq != want || (size_t)n != soak_len(seq) ||
+		    tu_check(buf + 4, (size_t)n - 4, seq * 2 + k->in) >= 0) {
+			snprintf(k->err, sizeof k->err, "recv: got %zd bytes, seq %u, expected seq %u%s",
+				 n, seq, want, n < 0 ? tu_err(n) : "");
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* a and b each get a sending and a receiving thread; 20000 messages each
+ * way through queues two deep, so both queues are full most of the time
+ * and each sender keeps finding its queue full while its receiver reads. */
+static void soak(ipc_chan *a, ipc_chan *b, size_t cap)
+{
+	struct soak k[4] = {
+		{ .c = a, .out = 0, .in = 1, .cap = cap }, { .c = a, .out = 0, .in = 1, .cap = cap },
+		{ .c = b, .out = 1, .in = 0, .cap = cap }, { .c = b, .out = 1, .in = 0, .cap = cap },
+	};
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, i % 2 ? soak_recv : soak_send, &k[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 4; i++)
+		cr_assert_str_empty(k[i].err, "%s %s: %s", i < 2 ? "a" : "b",
+				    i % 2 ? "receiver" : "sender", k[i].err);
+	char buf[SOAK_BIG];
+	cr_assert_eq(ipc_recv(a, buf, sizeof buf, 0), -EAGAIN); /* no duplicate left */
+	cr_assert_eq(ipc_recv(b, buf, sizeof buf, 0), -EAGAIN);
+}
+
+static void soak_named(const char *tag, size_t cap)
+{
+	char url[96];
+	mkurl(url, sizeof url, tag);
+	ipc_opts o = { .max_msg = SOAK_BIG, .capacity = 2 };
+	ipc_chan *s, *c;
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &o), 0);
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &o), 0);
+	soak(s, c, cap);
+	ipc_close(c);
+	ipc_close(s);
+	cr_assert(!any_queue(url));
+}
+
+Test(mq, threads_full_queues_small_buffer, .timeout = 120)
+{
+	soak_named("soaks", 64);
+}
+
+Test(mq, threads_full_queues_large_buffer, .timeout = 120)
+{
+	soak_named("soakl", SOAK_BIG);
+}
+
+Test(mq, threads_full_queues_pair, .timeout = 120)
+{
+	ipc_opts o = { .max_msg = SOAK_BIG, .capacity = 2 };
+	ipc_chan *a, *b;
+	cr_assert_eq(ipc_pair("mq", &a, &b, &o), 0);
+	soak(a, b, 64);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* ------------------------------------------------- out of descriptors */
+
+/* Descriptors open in this process. */
+static int fd_count(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* Fill the descriptor table (soft limit lowered to 256 first) and keep
+ * `spare` slots free; fills[] gets what to close. Returns their number. */
+static int fill_fds(int *fills, int spare)
+{
+	struct rlimit rl = { 256, 256 };
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		_exit(90);
+	int n = 0, fd;
+	while ((fd = dup(0)) >= 0)
+		fills[n++] = fd;
+	for (int i = 0; i < spare && n > 0; i++)
+		close(fills[--n]);
+	return n;
+}
+
+static void unfill_fds(int *fills, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fills[i]);
+}
+
+/* In a forked child (the limit stays there): every /proc read, a server's
+ * pidfd at attach and a client's pidfd at open fail with -EMFILE; none
+ * looks like a missing backend or a dead peer, and nothing is lost. */
+Test(mq, emfile_rlimit, .timeout = 30)
+{
+	char url[96], url2[96];
+	mkurl(url, sizeof url, "emf");
+	mkurl(url2, sizeof url2, "emf2");
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		static int fills[300];
+		ipc_chan *s, *c, *s2, *a, *b;
+		ipc_info info;
+		char buf[16];
+		alarm(20);
+		C_EQ(ipc_open(&s, url, IPC_SERVER, &small), 0);
+		C_EQ(ipc_open(&c, url, IPC_CLIENT, &small), 0);
+		C_EQ(ipc_open(&s2, url2, IPC_SERVER, &small), 0);
+
+		int n = fill_fds(fills, 0);
+		C_EQ(ipc_open(&a, url, IPC_SERVER, &small), -EMFILE); /* reading the limit */
+		C_EQ(ipc_backend_info("mq", &info), -EMFILE);
+		C_EQ(ipc_pair("mq", &a, &b, &small), -EMFILE);
+		/* the server's attach: the client's hello is taken, its pidfd
+		 * cannot be made: an error, not a dead peer, and ipc_fd-less
+		 * callers can simply call again */
+		C_EQ(ipc_recv(s, buf, sizeof buf, 0), -EMFILE);
+		C_EQ(ipc_send(s, "x", 1, 0), -EMFILE);
+		unfill_fds(fills, n);
+		C_EQ(ipc_send(c, "hi", 2, 5000), 0);
+		C_EQ(ipc_recv(s, buf, sizeof buf, 5000), 2);
+		C_EQ(ipc_send(s, "yo", 2, 5000), 0);
+		C_EQ(ipc_recv(c, buf, sizeof buf, 5000), 2);
+
+		/* a client with room for its two queues but not the pidfd */
+		n = fill_fds(fills, 2);
+		C_EQ(ipc_open(&a, url2, IPC_CLIENT, &small), -EMFILE);
+		unfill_fds(fills, n);
+		/* the server's hello was put back: a client attaches */
+		C_EQ(ipc_open(&a, url2, IPC_CLIENT, &small), 0);
+		C_EQ(ipc_send(a, "ok", 2, 5000), 0);
+		C_EQ(ipc_recv(s2, buf, sizeof buf, 5000), 2);
+		ipc_close(a);
+		ipc_close(s2);
+		ipc_close(c);
+		ipc_close(s);
+		_exit(0);
+	}
+	char st[64];
+	int status = tu_wait_child(pid, 25000);
+	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %s",
+		  tu_status_str(status, st, sizeof st));
+	cr_assert(!any_queue(url) && !any_queue(url2));
+}
+
+/* Fail the nth descriptor request from now on (once). */
+static void fd_fault(long nth)
+{
+	ipc__fault_arm(IPC_FAULT_FD, nth, false);
+}
+
+static void no_faults(void)
+{
+	ipc__fault_arm(IPC_FAULT_FD, -1, false);
+	ipc__fault_arm(IPC_FAULT_MEM, -1, false);
+}
+
+/* What each_fault runs: a server's open of url, or a pair. */
+struct opened {
+	const char *url;
+	ipc_chan *a, *b;
+};
+
+static int open_server(struct opened *o)
+{
+	return ipc_open(&o->a, o->url, IPC_SERVER, &small);
+}
+
+static int open_pair(struct opened *o)
+{
+	return ipc_pair("mq", &o->a, &o->b, &small);
+}
+
+/* Make the 0th, 1st, ... request of kind fail in op until op needs no
+ * more: every failure is exactly -EMFILE or -ENOMEM, leaks no descriptor
+ * and leaves no queue of url. Returns how many requests op makes. */
+static long each_fault(enum ipc_fault_kind kind, int (*op)(struct opened *), struct opened *o,
+		       const char *what)
+{
+	int want = kind == IPC_FAULT_FD ? -EMFILE : -ENOMEM, base = fd_count();
+	for (long nth = 0;; nth++) {
+		ipc__fault_arm(kind, nth, false);
+		o->a = o->b = NULL;
+		int r = op(o);
+		long failed = ipc__fault_failed(kind);
+		no_faults();
+		if (!failed) {
+			cr_assert_eq(r, 0, "%s: %s", what, tu_err(r));
+			ipc_close(o->a);
+			ipc_close(o->b);
+			return nth;
+		}
+		cr_assert_eq(r, want, "%s, request %ld: %s", what, nth, tu_err(r));
+		cr_assert_eq(fd_count(), base, "%s, request %ld: descriptor leaked", what, nth);
+		cr_assert(!o->url || !any_queue(o->url), "%s, request %ld: queue left", what, nth);
+	}
+}
+
+/* Every descriptor the library creates for a server's open, a client's
+ * open (the server's hello is kept), the server's attach, ipc_fd and a
+ * pair fails in turn: exact -EMFILE, nothing leaked or left behind, and
+ * the same calls then work. */
+Test(mq, emfile_each_point, .timeout = 60)
+{
+	char url[96], buf[16];
+	ipc_chan *s, *c;
+	int base = fd_count();
+	long nth;
+	mkurl(url, sizeof url, "emfp");
+	struct opened o = { .url = url };
+	nth = each_fault(IPC_FAULT_FD, open_server, &o, "server");
+	cr_assert(nth >= 4, "only %ld descriptors in a server's open?", nth);
+
+	for (nth = 0;; nth++) {
+		cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), 0);
+		int before = fd_count();
+		fd_fault(nth);
+		int r = ipc_open(&c, url, IPC_CLIENT, &small);
+		long failed = ipc__fault_failed(IPC_FAULT_FD);
+		no_faults();
+		if (failed) {
+			cr_assert_eq(r, -EMFILE, "client, descriptor %ld: %s", nth, tu_err(r));
+			cr_assert_eq(fd_count(), before, "client, descriptor %ld: leak", nth);
+			cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &small), 0, "client after %ld", nth);
+		} else {
+			cr_assert_eq(r, 0);
+		}
+		cr_assert_eq(ipc_send(c, "hi", 2, 5000), 0);
+		cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 2);
+		ipc_close(c);
+		ipc_close(s);
+		cr_assert(!any_queue(url));
+		if (!failed)
+			break;
+	}
+
+	/* the server's attach (its pidfd) and ipc_fd */
+	for (nth = 0;; nth++) {
+		cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), 0);
+		cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &small), 0);
+		cr_assert_eq(ipc_send(c, "hi", 2, 5000), 0);
+		fd_fault(nth);
+		int fd = ipc_fd(s);
+		ssize_t r = fd < 0 ? fd : ipc_recv(s, buf, sizeof buf, 0);
+		long failed = ipc__fault_failed(IPC_FAULT_FD);
+		no_faults();
+		if (failed) {
+			cr_assert_eq(r, -EMFILE, "attach, descriptor %ld: %s", nth, tu_err(r));
+			if (fd >= 0) { /* the attach is pending: ipc_fd says call again */
+				struct pollfd p = { .fd = fd, .events = POLLIN };
+				cr_assert_eq(poll(&p, 1, 0), 1);
+			}
+			cr_assert(ipc_fd(s) >= 0);
+			r = ipc_recv(s, buf, sizeof buf, 5000);
+		}
+		cr_assert_eq(r, 2, "attach after descriptor %ld: %s", nth, tu_err(r));
+		cr_assert_eq(ipc_send(s, "yo", 2, 5000), 0);
+		cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), 2);
+		ipc_close(c);
+		ipc_close(s);
+		if (!failed)
+			break;
+	}
+	cr_assert(!any_queue(url));
+
+	o.url = NULL;
+	each_fault(IPC_FAULT_FD, open_pair, &o, "pair");
+	cr_assert_eq(fd_count(), base);
+}
+
+/* ----------------------------------------------------- out of memory */
+
+/* Every allocation of a server's open, a client's open, the attach and a
+ * pair fails in turn: exact -ENOMEM, nothing leaked (the suite's leak
+ * check, descriptors counted), nothing left in the queue namespace. */
+Test(mq, enomem_each_point, .timeout = 60)
+{
+	char url[96], buf[16];
+	ipc_chan *s, *c;
+	int base = fd_count();
+	long nth;
+	mkurl(url, sizeof url, "nomem");
+	struct opened o = { .url = url };
+	nth = each_fault(IPC_FAULT_MEM, open_server, &o, "server");
+	cr_assert(nth >= 3, "only %ld allocations in a server's open?", nth);
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), 0);
+
+	/* s stays open: every client attempt finds the server's hello */
+	for (nth = 0;; nth++) {
+		ipc__fault_arm(IPC_FAULT_MEM, nth, false);
+		int r = ipc_open(&c, url, IPC_CLIENT, &small);
+		long failed = ipc__fault_failed(IPC_FAULT_MEM);
+		no_faults();
+		if (!failed) {
+			cr_assert_eq(r, 0);
+			break;
+		}
+		cr_assert_eq(r, -ENOMEM, "client, allocation %ld: %s", nth, tu_err(r));
+	}
+	cr_assert(nth >= 3, "only %ld allocations in a client's open?", nth);
+
+	/* The attach allocates nothing: the first call just works. */
+	ipc__fault_arm(IPC_FAULT_MEM, 0, true);
+	cr_assert_eq(ipc_send(c, "hi", 2, 5000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 2);
+	cr_assert_eq(ipc_send(s, "yo", 2, 5000), 0);
+	cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), 2);
+	no_faults();
+	cr_assert(!any_queue(url));
+	ipc_close(c);
+	ipc_close(s);
+
+	o.url = NULL;
+	each_fault(IPC_FAULT_MEM, open_pair, &o, "pair");
+	cr_assert_eq(fd_count(), base);
+	cr_assert(!any_queue(url));
+}
+
+/* ------------------------------------------- a lock name squatted by nobody */
+
+/* A process running as nobody that binds the abstract name lock of url
+ * ("ipckit-mq:/<name>") and holds it until killed. */
+static pid_t squat_lock(const char *url)
+{
+	struct passwd *pw = getpwnam("nobody");
+	cr_assert(pw, "no user nobody");
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		alarm(60);
+		if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(3);
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "ipckit-mq:%s",
+				 url + strlen("mq://"));
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (fd < 0 ||
+		    bind(fd, (struct sockaddr *)&sa,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0)
+			_exit(4);
+		if (write(p[1], "y", 1) != 1)
+			_exit(5);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	char ok = 0;
+	cr_assert_eq(read(p[0], &ok, 1), 1, "the squatter could not bind");
+	close(p[0]);
+	return pid;
+}
+
+static void kill_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+}
+
+/* The server's liveness is its flock, not the name lock: with the lock
+ * held by another user a server still opens, clients attach, a second
+ * server is refused, two racing servers never both win, and a dead
+ * server's pair is still reclaimed (and removed by its client's close). */
+Test(mq, lock_squatted_by_other_user, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to run a helper as nobody");
+	char url[96], curl[128], buf[16];
+	mkurl(url, sizeof url, "squat");
+	snprintf(curl, sizeof curl, "%s?connect_timeout_ms=0", url);
+	pid_t squatter = squat_lock(url);
+	ipc_chan *s, *s2, *c, *ch[2];
+	int res[2];
+
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), 0);
+	cr_assert_eq(ipc_open(&s2, url, IPC_SERVER, &small), -EADDRINUSE);
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &small), 0);
+	cr_assert_eq(ipc_send(c, "ping", 4, 5000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 4);
+	cr_assert_eq(ipc_send(s, "pong", 4, 5000), 0);
+	cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), 4);
+	cr_assert(!any_queue(url));
+	ipc_close(c);
+	ipc_close(s);
+
+	for (int i = 0; i < 20; i++) {
+		tu_open_race(url, res, ch);
+		cr_assert((res[0] == 0) != (res[1] == 0), "race %d: %d %d", i, res[0], res[1]);
+		cr_assert(res[0] == 0 || res[0] == -EADDRINUSE, "race %d: %s", i, tu_err(res[0]));
+		cr_assert(res[1] == 0 || res[1] == -EADDRINUSE, "race %d: %s", i, tu_err(res[1]));
+		ipc_close(res[0] == 0 ? ch[0] : ch[1]);
+		cr_assert(!any_queue(url));
+	}
+
+	/* a dead server: reclaimed at once, and raced for by two */
+	pid_t pid = fork_server(url);
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), -EADDRINUSE);
+	kill_reap(pid);
+	cr_assert(any_queue(url));
+	cr_assert_eq(ipc_open(&c, curl, IPC_CLIENT, &small), -ECONNREFUSED);
+	tu_open_race(url, res, ch);
+	cr_assert((res[0] == 0) != (res[1] == 0), "reclaim race: %d %d", res[0], res[1]);
+	s = res[0] == 0 ? ch[0] : ch[1];
+	cr_assert_eq(ipc_open(&c, curl, IPC_CLIENT, &small), 0);
+	cr_assert_eq(ipc_send(c, "hi", 2, 5000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 2);
+	ipc_close(c);
+	ipc_close(s);
+	cr_assert(!any_queue(url));
+
+	/* a server killed after its client attached: the client removes it */
+	pid = fork_server(url);
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &small), 0);
+	kill_reap(pid);
+	cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), -EPIPE);
+	ipc_close(c);
+	cr_assert(!any_queue(url));
+	kill_reap(squatter);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/* A forked child's close of its copies sends no marker and removes no
+ * name: the parent's channels go on, attached or not. */
+Test(mq, fork_child_close_is_silent, .timeout = 30)
+{
+	char url[96], url2[96], buf[16];
+	mkurl(url, sizeof url, "forka");
+	mkurl(url2, sizeof url2, "forku");
+	ipc_chan *s, *c, *w, *w2, *c2;
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &small), 0);
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &small), 0);
+	cr_assert_eq(ipc_send(s, "a", 1, 5000), 0); /* attached */
+	cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), 1);
+	cr_assert_eq(ipc_open(&w, url2, IPC_SERVER, &small), 0); /* not attached */
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_close(c);
+		ipc_close(s);
+		ipc_close(w);
+		_exit(0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* no end-of-stream marker arrived either way */
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 0), -EAGAIN);
+	cr_assert_eq(ipc_recv(c, buf, sizeof buf, 0), -EAGAIN);
+	cr_assert_eq(ipc_send(c, "b", 1, 5000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 1);
+	/* the waiting server still owns its names and its flock */
+	cr_assert(queue_exists(url2, ".s2c") && queue_exists(url2, ".c2s"));
+	cr_assert_eq(ipc_open(&w2, url2, IPC_SERVER, &small), -EADDRINUSE);
+	cr_assert_eq(ipc_open(&c2, url2, IPC_CLIENT, &small), 0);
+	cr_assert_eq(ipc_send(c2, "c", 1, 5000), 0);
+	cr_assert_eq(ipc_recv(w, buf, sizeof buf, 5000), 1);
+	ipc_close(c2);
+	ipc_close(w);
+	ipc_close(c);
+	ipc_close(s);
+	cr_assert(!any_queue(url) && !any_queue(url2));
+}
+
+/* ------------------------------------------------- the peer's max_msg */
+
+/* Both ends know the other's max_msg before their first send: the
+ * server's first call (a send) learns it at attach, the client at open. */
+Test(mq, first_send_honours_peer_max, .timeout = 10)
+{
+	char url[96], buf[1000] = { 0 };
+	ipc_chan *s, *c;
+	ipc_info info;
+	ipc_opts so = { .max_msg = 1000, .capacity = 2 }, co = { .max_msg = 100, .capacity = 2 };
+
+	mkurl(url, sizeof url, "first");
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &so), 0);
+	cr_assert_eq(ipc_info_get(s, &info), 0);
+	cr_assert_eq(info.max_msg, 1000); /* the client is not known yet */
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &co), 0);
+	cr_assert_eq(ipc_info_get(c, &info), 0);
+	cr_assert_eq(info.max_msg, 100);
+	cr_assert_eq(ipc_send(s, buf, 101, 5000), -EMSGSIZE);
+	cr_assert_eq(ipc_info_get(s, &info), 0);
+	cr_assert_eq(info.max_msg, 100);
+	cr_assert_eq(ipc_send(s, buf, 100, 5000), 0);
+	cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), 100);
+	ipc_close(c);
+	ipc_close(s);
+
+	/* the other way: a client's first send above the server's limit */
+	so.max_msg = 100;
+	co.max_msg = 1000;
+	cr_assert_eq(ipc_open(&s, url, IPC_SERVER, &so), 0);
+	cr_assert_eq(ipc_open(&c, url, IPC_CLIENT, &co), 0);
+	cr_assert_eq(ipc_info_get(c, &info), 0);
+	cr_assert_eq(info.max_msg, 100);
+	cr_assert_eq(ipc_send(c, buf, 101, 5000), -EMSGSIZE);
+	cr_assert_eq(ipc_send(c, buf, 100, 5000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 100);
+	ipc_close(c);
+	ipc_close(s);
+	cr_assert(!any_queue(url));
 }

@@ -1,7 +1,11 @@
 /*
  * test_udp.c - udp backend specifics: port 0, IPv6, host names, the
  * 65507-byte limit, too-small receive buffers, how the server learns its
- * peer, refused clients and -EPIPE from ICMP port unreachable.
+ * peer (a third party's datagrams queued before the server's first call
+ * are dropped, the peer's delivered in order), datagrams above max_msg
+ * dropped whatever the buffer, the port held for the channel's lifetime,
+ * refused clients, -EPIPE from ICMP port unreachable, and out of
+ * descriptors at every point of open and pair.
  * Every test binds port 0 or a port it just found free, so tests can run
  * in parallel.
  */
@@ -16,8 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include "util.h"
+
+/* the fault hooks of the test build (lib/fault.h) */
+#define IPC_FAULT_INJECTION 1
+#include "fault.h"
 
 #define UDP_MAX 65507
 
@@ -191,6 +200,26 @@ Test(udp, second_server_in_use, .timeout = 10)
 	ipc_close(s);
 }
 
+/* The connected socket is the endpoint: the port stays bound while the
+ * channel is open, attached or not, and is free once it is closed. */
+Test(udp, port_kept_while_open, .timeout = 10)
+{
+	ipc_chan *s, *c, *s2;
+	char url[128];
+	open_both("udp://127.0.0.1:0", &s, &c);
+	exchange(s, c);
+	ipc_info info;
+	cr_assert_eq(ipc_info_get(s, &info), 0);
+	snprintf(url, sizeof url, "%s", info.url);
+	cr_assert_eq(ipc_open(&s2, url, IPC_SERVER, NULL), -EADDRINUSE);
+	exchange(s, c);
+	ipc_close(c);
+	cr_assert_eq(ipc_open(&s2, url, IPC_SERVER, NULL), -EADDRINUSE);
+	ipc_close(s);
+	cr_assert_eq(ipc_open(&s2, url, IPC_SERVER, NULL), 0);
+	ipc_close(s2);
+}
+
 Test(udp, client_without_server, .timeout = 10)
 {
 	ipc_chan *c;
@@ -249,4 +278,188 @@ Test(udp, sendv_batch, .timeout = 10)
 	cr_assert_eq(memcmp(buf, "three", 5), 0);
 	ipc_close(a);
 	ipc_close(b);
+}
+
+/* A socket on 127.0.0.1 that sends to the server of url. */
+static int third_party(const char *url)
+{
+	int port = 0;
+	cr_assert_eq(sscanf(url, "udp://127.0.0.1:%d", &port), 1, "%s", url);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert(fd >= 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1;
+}
+
+/* Datagrams that reach the server after the client's hello and before its
+ * first call: the client's are delivered in order (also while they wait
+ * in memory: ipc_fd says so), a third party's never; after the first call
+ * the kernel filters by the connected address. With a large and a small
+ * buffer, and with a send as the server's first call. */
+static void third_party_case(size_t cap, bool send_first)
+{
+	ipc_chan *s, *c;
+	char buf[64];
+	ipc_info info;
+	cr_assert_eq(ipc_open(&s, "udp://127.0.0.1:0", IPC_SERVER, NULL), 0);
+	int fd = ipc_fd(s);
+	cr_assert(fd >= 0);
+	cr_assert_eq(ipc_info_get(s, &info), 0);
+	cr_assert_eq(ipc_open(&c, info.url, IPC_CLIENT, NULL), 0);
+	int x = third_party(info.url);
+	cr_assert_eq(send(x, "intruder", 8, 0), 8);
+	cr_assert_eq(ipc_send(c, "d1", 2, 1000), 0);
+	cr_assert_eq(send(x, "x2", 2, 0), 2);
+	cr_assert_eq(send(x, "", 0, 0), 0);
+	cr_assert_eq(ipc_send(c, "d2", 2, 1000), 0);
+	cr_assert_eq(ipc_send(c, "", 0, 1000), 0);
+	cr_assert_eq(send(x, "x3", 2, 0), 2);
+	if (send_first) {
+		cr_assert_eq(ipc_send(s, "hi", 2, 5000), 0);
+		cr_assert_eq(ipc_recv(c, buf, sizeof buf, 5000), 2);
+	}
+	cr_assert_eq(ipc_recv(s, buf, cap, 5000), 2);
+	cr_assert_eq(memcmp(buf, "d1", 2), 0);
+	cr_assert(readable(fd), "two datagrams of the client wait in memory");
+	cr_assert_eq(ipc_recv(s, buf, 1, 0), -EMSGSIZE); /* kept, first in line */
+	cr_assert_eq(ipc_recv(s, buf, cap, 0), 2);
+	cr_assert_eq(memcmp(buf, "d2", 2), 0);
+	cr_assert_eq(ipc_recv(s, buf, cap, 0), 0);
+	cr_assert(!readable(fd));
+	cr_assert_eq(ipc_recv(s, buf, cap, 0), -EAGAIN);
+	/* and from now on the kernel drops what the third party sends */
+	cr_assert_eq(send(x, "x4", 2, 0), 2);
+	cr_assert_eq(ipc_send(c, "d3", 2, 1000), 0);
+	cr_assert_eq(ipc_recv(s, buf, cap, 5000), 2);
+	cr_assert_eq(memcmp(buf, "d3", 2), 0);
+	cr_assert_eq(ipc_recv(s, buf, cap, 0), -EAGAIN);
+	close(x);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+Test(udp, third_party_dropped_large_buffer, .timeout = 10)
+{
+	third_party_case(UDP_MAX, false);
+}
+
+Test(udp, third_party_dropped_small_buffer, .timeout = 10)
+{
+	third_party_case(sizeof "intruder", false);
+}
+
+Test(udp, third_party_dropped_send_first, .timeout = 10)
+{
+	third_party_case(UDP_MAX, true);
+}
+
+/* A datagram longer than this end's max_msg (from a peer with a larger
+ * one) is dropped, whatever cap is: queued before the server's first
+ * call, received with cap >= max_msg, or peeked with a smaller cap. */
+Test(udp, above_max_msg_dropped, .timeout = 10)
+{
+	ipc_chan *s, *c;
+	char big[200] = { 0 }, buf[UDP_MAX];
+	ipc_info info;
+	cr_assert_eq(ipc_open(&s, "udp://127.0.0.1:0?max_msg=100", IPC_SERVER, NULL), 0);
+	cr_assert_eq(ipc_info_get(s, &info), 0);
+	cr_assert_eq(ipc_open(&c, info.url, IPC_CLIENT, NULL), 0);
+	cr_assert_eq(ipc_send(c, big, 101, 1000), 0); /* the client's limit is 65507 */
+	cr_assert_eq(ipc_send(c, "ok1", 3, 1000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 3); /* swept */
+	cr_assert_eq(ipc_send(c, big, sizeof big, 1000), 0);
+	cr_assert_eq(ipc_send(c, "ok2", 3, 1000), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 5000), 3); /* cap >= max_msg */
+	cr_assert_eq(memcmp(buf, "ok2", 3), 0);
+	cr_assert_eq(ipc_send(c, big, sizeof big, 1000), 0);
+	cr_assert_eq(ipc_send(c, "ok3", 3, 1000), 0);
+	cr_assert_eq(ipc_recv(s, buf, 50, 5000), 3); /* peeked */
+	cr_assert_eq(memcmp(buf, "ok3", 3), 0);
+	cr_assert_eq(ipc_recv(s, buf, sizeof buf, 0), -EAGAIN);
+	ipc_close(c);
+	ipc_close(s);
+}
+
+/* Descriptors open in this process. */
+static int fd_count(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* Every descriptor of a server's open, a client's open, a pair and ipc_fd
+ * fails in turn: exact -EMFILE, nothing leaked, and then it works. */
+Test(udp, emfile_each_point, .timeout = 30)
+{
+	int base = fd_count();
+	ipc_chan *s, *c, *a, *b;
+	ipc_info info;
+	for (long nth = 0;; nth++) {
+		ipc__fault_arm(IPC_FAULT_FD, nth, false);
+		int r = ipc_open(&s, "udp://127.0.0.1:0", IPC_SERVER, NULL);
+		long failed = ipc__fault_failed(IPC_FAULT_FD);
+		ipc__fault_arm(IPC_FAULT_FD, -1, false);
+		if (!failed) {
+			cr_assert_eq(r, 0);
+			cr_assert(nth >= 1, "a server's socket never failed");
+			break;
+		}
+		cr_assert_eq(r, -EMFILE, "server, descriptor %ld: %s", nth, tu_err(r));
+		cr_assert_eq(fd_count(), base, "server, descriptor %ld: leak", nth);
+	}
+	cr_assert_eq(ipc_info_get(s, &info), 0);
+	for (long nth = 0;; nth++) {
+		int before = fd_count();
+		ipc__fault_arm(IPC_FAULT_FD, nth, false);
+		int r = ipc_open(&c, info.url, IPC_CLIENT, NULL);
+		long failed = ipc__fault_failed(IPC_FAULT_FD);
+		ipc__fault_arm(IPC_FAULT_FD, -1, false);
+		if (!failed) {
+			cr_assert_eq(r, 0);
+			break;
+		}
+		cr_assert_eq(r, -EMFILE, "client, descriptor %ld: %s", nth, tu_err(r));
+		cr_assert_eq(fd_count(), before, "client, descriptor %ld: leak", nth);
+	}
+	exchange(s, c);
+	ipc_close(c);
+	ipc_close(s);
+	for (long nth = 0;; nth++) {
+		ipc__fault_arm(IPC_FAULT_FD, nth, false);
+		int r = ipc_pair("udp", &a, &b, NULL);
+		long failed = ipc__fault_failed(IPC_FAULT_FD);
+		ipc__fault_arm(IPC_FAULT_FD, -1, false);
+		if (!failed) {
+			cr_assert_eq(r, 0);
+			break;
+		}
+		cr_assert_eq(r, -EMFILE, "pair, descriptor %ld: %s", nth, tu_err(r));
+		cr_assert_eq(fd_count(), base, "pair, descriptor %ld: leak", nth);
+	}
+	for (long nth = 0;; nth++) {
+		ipc__fault_arm(IPC_FAULT_FD, nth, false);
+		int fd = ipc_fd(a);
+		long failed = ipc__fault_failed(IPC_FAULT_FD);
+		ipc__fault_arm(IPC_FAULT_FD, -1, false);
+		if (!failed) {
+			cr_assert(fd >= 0);
+			break;
+		}
+		cr_assert_eq(fd, -EMFILE, "ipc_fd, descriptor %ld: %s", nth, tu_err(fd));
+	}
+	exchange(a, b);
+	ipc_close(a);
+	ipc_close(b);
+	cr_assert_eq(fd_count(), base);
 }

@@ -2,25 +2,31 @@
  * udp.c - UDP backend: one connected datagram socket per end.
  *
  * URL: udp://host:port or udp://[v6]:port; host names resolve through
- * getaddrinfo (the server binds the first address that works, the client
- * tries them in order). Port 0 on a server picks a free port (ipc_info's
- * url then holds it). Each message is one datagram of at most 65507 bytes
- * (the IPv4 payload limit, used for IPv6 too): the default max_msg is
- * capped there, an explicit larger one is -EMSGSIZE. capacity sets
- * SO_SNDBUF and SO_RCVBUF.
+ * getaddrinfo (lib/posix/sock.c: the server binds the first address that
+ * works, the client tries them in order). Port 0 on a server picks a free
+ * port (ipc_info's url then holds it). Each message is one datagram of at
+ * most 65507 bytes (the IPv4 payload limit, used for IPv6 too): the
+ * default max_msg is capped there, an explicit larger one is -EMSGSIZE.
+ * capacity sets SO_SNDBUF and SO_RCVBUF.
  *
  * Contract mapping:
  * - The server binds at open and returns. It learns its peer from the
  *   first datagram that reaches it: its first send or recv waits for one
  *   (within that call's deadline), then connect()s to its source, after
- *   which the kernel drops datagrams from anyone else.
+ *   which the kernel drops datagrams from anyone else. Datagrams queued
+ *   before the connect are swept at once (up to the receive buffer's
+ *   size): the peer's are kept and delivered first, in order; anyone
+ *   else's are dropped. The connected socket is the endpoint: the port
+ *   stays bound for the channel's lifetime (a second server on it gets
+ *   -EADDRINUSE until this channel is closed).
  * - The client connects and sends a hello datagram, the 8 bytes
  *   "IPCK" 'U' 0x01 0x00 0x00, so the server learns it even if the client
  *   only receives; the server swallows a first datagram equal to it. When
  *   nothing listens on a local port the kernel answers the hello with
- *   ICMP port unreachable and the client retries until connect_timeout_ms
- *   (-ECONNREFUSED with 0); a remote or firewalled host may not answer, and
- *   the client then opens without knowing whether a server exists.
+ *   ICMP port unreachable and the client retries (ipc__retry) until
+ *   connect_timeout_ms (-ECONNREFUSED with 0); a remote or firewalled host
+ *   may not answer, and the client then opens without knowing whether a
+ *   server exists.
  * - Unreliable: no IPC_CAP_RELIABLE. Datagrams may be lost, duplicated or
  *   reordered, and a lost hello leaves the server waiting for the client's
  *   first data datagram.
@@ -35,30 +41,34 @@
  *   smaller cap first peeks (MSG_PEEK|MSG_TRUNC) to learn the length, so a
  *   datagram larger than cap stays queued (-EMSGSIZE, need_len set). A
  *   datagram larger than max_msg (possible only from a peer that ignores
- *   our limit) is truncated by a receive with cap >= max_msg, and dropped
- *   like any lost datagram.
- * - ipc_fd is the socket itself. On a server that has not yet seen its
- *   client, the hello makes it readable once although recv then waits.
+ *   our limit) is dropped like any lost datagram, whatever cap is.
+ * - ipc_fd: an epoll set of the socket and an eventfd signalled while
+ *   swept datagrams of the peer wait in memory. On a server that has not
+ *   yet seen its client, the hello makes it readable once although recv
+ *   then waits.
  * - sendv is sendmmsg(): one system call for a batch.
  */
 #include "posix/fdio.h"
+#include "posix/sock.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define UDP_MAX_MSG 65507
 #define UDP_HELLO_LEN 8
-#define UDP_RETRY_MS 10
 #define UDP_SENDV_MAX 1024
+#define UDP_SLICE_MS 10
+/* What the sweep counts per datagram on top of its payload: the kernel
+ * charges more than this (skb truesize) against the receive buffer, so a
+ * sweep of SO_RCVBUF bytes covers everything queued when it started. */
+#define UDP_SWEEP_OVERHEAD 256
 
 static const unsigned char udp_hello[UDP_HELLO_LEN] = { 'I', 'P', 'C', 'K', 'U', 1, 0, 0 };
 
@@ -68,25 +78,17 @@ struct udp_chan {
 	atomic_bool refused;    /* ICMP port unreachable seen: -EPIPE once drained */
 	atomic_bool drained;    /* ... and drained: recv gives -EPIPE at once */
 	pthread_mutex_t alock;  /* serialises the server's peer learning */
+	/* the peer's datagrams swept at attach, [u32 len][payload]...; filled
+	 * before ready, then read by the receiving thread only */
+	unsigned char *bl;
+	size_t bl_len, bl_pos;
+	atomic_bool bl_waiting; /* bl holds a datagram (for ipc_fd) */
+	pthread_mutex_t evlock; /* ipc_fd state */
+	int epfd, evfd;
+	bool ev_on;
 };
 
 #define UDP(c) ((struct udp_chan *)(void *)(c)->priv)
-
-static int udp_resolve(const ipc_url *u, bool passive, struct addrinfo **res)
-{
-	char port[8];
-	snprintf(port, sizeof port, "%d", u->port);
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM,
-				  .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) };
-	int r = getaddrinfo(u->host[0] ? u->host : NULL, port, &hints, res);
-	if (r == 0)
-		return 0;
-	if (r == EAI_SYSTEM)
-		return -errno;
-	if (r == EAI_MEMORY)
-		return -ENOMEM;
-	return -EADDRNOTAVAIL; /* unknown host */
-}
 
 static void udp_bufsize(int fd, size_t capacity)
 {
@@ -95,19 +97,6 @@ static void udp_bufsize(int fd, size_t capacity)
 	int v = capacity > INT32_MAX / 2 ? INT32_MAX / 2 : (int)capacity;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
-}
-
-/* The resolved URL of a bound socket (port 0 -> the real port). */
-static char *udp_url(int fd, const char *host)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	int port = 0;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-		                                      : ((struct sockaddr_in *)&ss)->sin_port);
-	bool v6 = strchr(host, ':') != NULL;
-	return ipc__url_format("udp", v6 ? "[%s]:%d" : "%s:%d", host, port);
 }
 
 /* A pending ICMP error on a connected socket, consumed: -ECONNREFUSED or 0. */
@@ -120,188 +109,251 @@ static int udp_so_error(int fd)
 	return -err;
 }
 
+static void udp_init(ipc_chan *c)
+{
+	struct udp_chan *d = UDP(c);
+	d->fd = d->epfd = d->evfd = -1;
+	pthread_mutex_init(&d->alock, NULL);
+	pthread_mutex_init(&d->evlock, NULL);
+}
+
 static int udp_open_server(ipc_chan *c, const ipc_url *u)
 {
-	struct addrinfo *res, *ai;
-	int r = udp_resolve(u, true, &res);
+	struct addrinfo *res;
+	int r = ipc__resolve(u, SOCK_DGRAM, true, &res);
 	if (r < 0)
 		return r;
-	int fd = -1;
 	r = -EADDRNOTAVAIL;
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int fd = ipc__socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
-			r = -errno;
+			r = fd;
 			continue;
 		}
 		/* No SO_REUSEADDR: a second server must get -EADDRINUSE. */
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			UDP(c)->fd = fd;
+			r = 0;
 			break;
+		}
 		r = -errno;
 		close(fd);
-		fd = -1;
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
+	if (r < 0)
 		return r;
-	udp_bufsize(fd, c->cfg.capacity);
-	if (!(c->url = udp_url(fd, u->host))) {
-		close(fd);
-		return -ENOMEM;
-	}
-	UDP(c)->fd = fd;
-	return 0;
+	udp_bufsize(UDP(c)->fd, c->cfg.capacity);
+	return (c->url = ipc__inet_url("udp", UDP(c)->fd, u->host)) ? 0 : -ENOMEM;
 }
 
-/* Connect to ai and say hello: the fd, -ECONNREFUSED (nobody there) or -errno. */
-static int udp_client_try(ipc_chan *c, const struct addrinfo *ai)
+struct udp_try {
+	ipc_chan *c;
+	struct addrinfo *res;
+};
+
+/* Connect to each address in turn and say hello (ipc__retry's try): 0
+ * with the socket in place, -ECONNREFUSED (nobody there) or -errno. */
+static int udp_client_try(void *arg)
 {
-	int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int r;
-	udp_bufsize(fd, c->cfg.capacity);
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		goto fail_errno;
-	if (send(fd, udp_hello, sizeof udp_hello, MSG_NOSIGNAL) < 0)
-		goto fail_errno;
-	/* On a local address the port-unreachable answer is queued before
-	 * send returns; collect it now. */
-	if ((r = udp_so_error(fd)) < 0)
-		goto fail;
-	return fd;
-fail_errno:
-	r = -errno;
-fail:
-	close(fd);
+	struct udp_try *t = arg;
+	struct udp_chan *d = UDP(t->c);
+	int r = -ECONNREFUSED;
+	for (struct addrinfo *ai = t->res; ai; ai = ai->ai_next) {
+		int fd = ipc__socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return fd;
+		udp_bufsize(fd, t->c->cfg.capacity);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    send(fd, udp_hello, sizeof udp_hello, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			r = -errno;
+		else /* on a local address the port-unreachable answer is
+		      * queued before send returns: collect it now */
+			r = udp_so_error(fd);
+		if (r == 0) {
+			d->fd = fd;
+			return 0;
+		}
+		close(fd);
+		if (r != -ECONNREFUSED)
+			return r;
+	}
 	return r;
 }
 
 static int udp_open_client(ipc_chan *c, const ipc_url *u)
 {
-	struct addrinfo *res;
-	int r = udp_resolve(u, false, &res);
+	struct udp_try t = { .c = c };
+	int r = ipc__resolve(u, SOCK_DGRAM, false, &t.res);
 	if (r < 0)
 		return r;
-	int ms = c->cfg.connect_timeout_ms;
-	ipc_deadline dl = IPC_DL_INIT(ms);
-	for (;;) {
-		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-			r = udp_client_try(c, ai);
-			if (r >= 0 || r != -ECONNREFUSED)
-				break;
-		}
-		if (r >= 0 || r != -ECONNREFUSED || ms == 0)
-			break;
-		if (ipc__expired(&dl)) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		ipc__sleep_ms(UDP_RETRY_MS, &dl);
-	}
-	freeaddrinfo(res);
+	r = ipc__retry(c->cfg.connect_timeout_ms, udp_client_try, &t);
+	freeaddrinfo(t.res);
 	if (r < 0)
 		return r;
-	UDP(c)->fd = r;
 	atomic_store(&UDP(c)->ready, true);
 	return 0;
 }
 
 static int udp_open(ipc_chan *c, const ipc_url *u, int flags)
 {
-	struct udp_chan *d = UDP(c);
-	d->fd = -1;
 	if (c->max_msg > UDP_MAX_MSG) /* the core caps it; refuse if not */
 		return -EMSGSIZE;
-	int r = flags == IPC_SERVER ? udp_open_server(c, u) : udp_open_client(c, u);
-	if (r < 0)
-		return r;
-	pthread_mutex_init(&d->alock, NULL);
-	return 0;
+	return flags == IPC_SERVER ? udp_open_server(c, u) : udp_open_client(c, u);
 }
 
 static int udp_pair(ipc_chan *a, ipc_chan *b)
 {
 	struct sockaddr_in sa[2];
-	int fd[2] = { -1, -1 }, r;
+	ipc_chan *end[2] = { a, b };
 	for (int i = 0; i < 2; i++) {
 		socklen_t sl = sizeof sa[i];
 		memset(&sa[i], 0, sizeof sa[i]);
 		sa[i].sin_family = AF_INET;
 		sa[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fd[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (fd[i] < 0 || bind(fd[i], (struct sockaddr *)&sa[i], sizeof sa[i]) < 0 ||
-		    getsockname(fd[i], (struct sockaddr *)&sa[i], &sl) < 0)
-			goto fail;
-		udp_bufsize(fd[i], a->cfg.capacity);
+		int fd = ipc__socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return fd;
+		UDP(end[i])->fd = fd;
+		if (bind(fd, (struct sockaddr *)&sa[i], sizeof sa[i]) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&sa[i], &sl) < 0)
+			return -errno;
+		udp_bufsize(fd, a->cfg.capacity);
 	}
-	if (connect(fd[0], (struct sockaddr *)&sa[1], sizeof sa[1]) < 0 ||
-	    connect(fd[1], (struct sockaddr *)&sa[0], sizeof sa[0]) < 0)
-		goto fail;
-	a->url = ipc__url_format("udp", "127.0.0.1:%d", ntohs(sa[0].sin_port));
-	b->url = ipc__url_format("udp", "127.0.0.1:%d", ntohs(sa[1].sin_port));
-	UDP(a)->fd = fd[0];
-	UDP(b)->fd = fd[1];
+	for (int i = 0; i < 2; i++) {
+		if (connect(UDP(end[i])->fd, (struct sockaddr *)&sa[1 - i], sizeof sa[1 - i]) < 0)
+			return -errno;
+		if (!(end[i]->url = ipc__url_format("udp", "127.0.0.1:%d", ntohs(sa[i].sin_port))))
+			return -ENOMEM;
+	}
 	atomic_store(&UDP(a)->ready, true);
 	atomic_store(&UDP(b)->ready, true);
-	pthread_mutex_init(&UDP(a)->alock, NULL);
-	pthread_mutex_init(&UDP(b)->alock, NULL);
 	return 0;
-fail:
-	r = -errno;
-	ipc__close_fd(&fd[0]);
-	ipc__close_fd(&fd[1]);
-	free(a->url);
-	free(b->url);
-	a->url = b->url = NULL;
-	return r;
+}
+
+/* ---- the server learns its peer ---- */
+
+static bool udp_same_addr(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
+{
+	if (x->ss_family != y->ss_family)
+		return false;
+	if (x->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)x, *b = (const void *)y;
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	if (x->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)x, *b = (const void *)y;
+		return a->sin6_port == b->sin6_port &&
+		       memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+	}
+	return false;
+}
+
+/* Keep ipc_fd's eventfd signalled exactly while swept datagrams wait. */
+static void udp_ev_update(struct udp_chan *d)
+{
+	pthread_mutex_lock(&d->evlock);
+	if (d->evfd >= 0) {
+		bool want = atomic_load(&d->bl_waiting);
+		uint64_t v = 1;
+		if (want && !d->ev_on && write(d->evfd, &v, sizeof v) == (ssize_t)sizeof v)
+			d->ev_on = true;
+		else if (!want && d->ev_on && read(d->evfd, &v, sizeof v) == (ssize_t)sizeof v)
+			d->ev_on = false;
+	}
+	pthread_mutex_unlock(&d->evlock);
+}
+
+/* Append one queued datagram of n bytes to the backlog (taking it off the
+ * socket); without memory it is dropped, as any datagram may be. */
+static void udp_keep(struct udp_chan *d, size_t n)
+{
+	unsigned char *p = ipc__realloc(d->bl, d->bl_len + 4 + n);
+	if (!p) {
+		(void)recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC);
+		return;
+	}
+	d->bl = p;
+	if (recv(d->fd, p + d->bl_len + 4, n, MSG_DONTWAIT) != (ssize_t)n)
+		return;
+	uint32_t len = (uint32_t)n;
+	memcpy(p + d->bl_len, &len, 4);
+	d->bl_len += 4 + n;
 }
 
 /*
- * Server: wait for the first datagram, connect to its sender, swallow it
- * if it is the hello. Waiting happens outside the lock, so a sending and
- * a receiving thread may both wait; whoever locks first connects.
+ * Just connected to peer: take off everything queued before (at most
+ * SO_RCVBUF bytes' worth), keeping the peer's datagrams in order and
+ * dropping anyone else's (and, first in line, the peer's hello, and
+ * anything larger than max_msg).
+ */
+static void udp_sweep(ipc_chan *c, const struct sockaddr_storage *peer)
+{
+	struct udp_chan *d = UDP(c);
+	int rcvbuf = 0;
+	socklen_t ol = sizeof rcvbuf;
+	if (getsockopt(d->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &ol) < 0 || rcvbuf <= 0)
+		rcvbuf = 1 << 20;
+	for (size_t swept = 0, i = 0; swept < (size_t)rcvbuf; i++) {
+		unsigned char h[UDP_HELLO_LEN];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof from;
+		ssize_t n = recvfrom(d->fd, h, sizeof h, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &fl);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break; /* EAGAIN: swept; an error shows in the next call */
+		}
+		swept += (size_t)n + UDP_SWEEP_OVERHEAD;
+		bool hello = i == 0 && n == UDP_HELLO_LEN && memcmp(h, udp_hello, sizeof h) == 0;
+		if (!hello && (size_t)n <= c->max_msg && udp_same_addr(&from, peer))
+			udp_keep(d, (size_t)n);
+		else
+			(void)recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC);
+	}
+	atomic_store(&d->bl_waiting, d->bl_len > 0);
+	udp_ev_update(d);
+}
+
+/* One look for the first datagram: 0 when attached now, 1 when none is
+ * there yet, or -errno. Under alock. */
+static int udp_attach_once(ipc_chan *c)
+{
+	struct udp_chan *d = UDP(c);
+	unsigned char h[1];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof from;
+	ssize_t n = recvfrom(d->fd, h, sizeof h, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT,
+			     (struct sockaddr *)&from, &fl);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 1 : -errno;
+	if (connect(d->fd, (struct sockaddr *)&from, fl) < 0)
+		return -errno;
+	udp_sweep(c, &from);
+	atomic_store_explicit(&d->ready, true, memory_order_release);
+	return 0;
+}
+
+/*
+ * Server: wait for the first datagram, connect to its sender, sweep. A
+ * sending and a receiving thread may both wait; whoever locks first
+ * attaches, the other sees ready within a slice.
  */
 static int udp_attach(ipc_chan *c, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
 	for (;;) {
-		/* Wait in slices of at most 10 ms: another thread may take the
-		 * first datagram (and attach) while this one sleeps. */
-		ipc_deadline slice = ipc__dl_slice(dl, 10);
-		int r = ipc__wait_fd(d->fd, POLLIN, &slice);
-		if (r == -ETIMEDOUT && !ipc__expired(dl))
-			r = 0;
-		if (r < 0)
-			return r;
 		pthread_mutex_lock(&d->alock);
-		if (atomic_load(&d->ready)) {
-			pthread_mutex_unlock(&d->alock);
-			return 0;
-		}
-		unsigned char h[UDP_HELLO_LEN];
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof from;
-		ssize_t n = recvfrom(d->fd, h, sizeof h, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT,
-		                     (struct sockaddr *)&from, &fl);
-		if (n >= 0) {
-			r = 0;
-			if (connect(d->fd, (struct sockaddr *)&from, fl) < 0)
-				r = -errno;
-			else if (n == UDP_HELLO_LEN && memcmp(h, udp_hello, sizeof h) == 0)
-				recv(d->fd, h, sizeof h, MSG_DONTWAIT);
-			if (r == 0)
-				atomic_store(&d->ready, true);
-		} else if (errno == EAGAIN || errno == EINTR) {
-			r = 1;
-		} else {
-			r = -errno;
-		}
+		int r = atomic_load(&d->ready) ? 0 : udp_attach_once(c);
 		pthread_mutex_unlock(&d->alock);
 		if (r <= 0)
 			return r;
-		if (ipc__expired(dl))
-			return ipc__timeout_err(dl);
+		if (ipc__dl_nowait(dl))
+			return -EAGAIN;
+		ipc_deadline slice = ipc__dl_slice(dl, UDP_SLICE_MS);
+		r = ipc__wait_fd(d->fd, POLLIN, &slice);
+		if (r < 0 && (r != -ETIMEDOUT || ipc__expired(dl)))
+			return r;
 	}
 }
 
@@ -311,6 +363,8 @@ static inline int udp_ready(ipc_chan *c, ipc_deadline *dl)
 		return 0;
 	return udp_attach(c, dl);
 }
+
+/* ---- data ---- */
 
 static int udp_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 {
@@ -382,12 +436,36 @@ static int udp_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *d
 	return done ? (int)done : r < 0 ? r : ipc__timeout_err(dl);
 }
 
+/* The next swept datagram: its length, or -EMSGSIZE (it stays first). */
+static ssize_t udp_recv_swept(ipc_chan *c, struct udp_chan *d, void *buf, size_t cap)
+{
+	uint32_t len;
+	memcpy(&len, d->bl + d->bl_pos, 4);
+	if (len > cap) {
+		c->need_len = len;
+		return -EMSGSIZE;
+	}
+	if (len)
+		memcpy(buf, d->bl + d->bl_pos + 4, len);
+	d->bl_pos += 4 + (size_t)len;
+	if (d->bl_pos == d->bl_len) {
+		free(d->bl);
+		d->bl = NULL;
+		d->bl_pos = d->bl_len = 0;
+		atomic_store(&d->bl_waiting, false);
+		udp_ev_update(d);
+	}
+	return (ssize_t)len;
+}
+
 static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
 	int r = udp_ready(c, dl);
 	if (r < 0)
 		return r;
+	if (d->bl)
+		return udp_recv_swept(c, d, buf, cap);
 	if (atomic_load_explicit(&d->drained, memory_order_relaxed))
 		return -EPIPE;
 	bool direct = cap >= c->max_msg;
@@ -395,26 +473,27 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 	for (;;) {
 		/* After a refusal only what is already queued is returned. */
 		int flags = refused || !ipc__dl_forever(dl) ? MSG_DONTWAIT : 0;
-		ssize_t n;
-		if (direct) {
-			n = recv(d->fd, buf, cap, flags | MSG_TRUNC);
-			if (n >= 0) {
-				if ((size_t)n <= cap)
-					return n;
-				continue; /* larger than max_msg: dropped */
+		/* direct: at most max_msg bytes, MSG_TRUNC tells the real
+		 * length; a smaller cap peeks first so a long one stays */
+		ssize_t n = recv(d->fd, buf, direct ? c->max_msg : cap,
+				 flags | MSG_TRUNC | (direct ? 0 : MSG_PEEK));
+		if (n >= 0) {
+			if ((size_t)n > c->max_msg) {
+				/* larger than our limit: dropped, like a lost one */
+				if (!direct)
+					(void)recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC);
+				continue;
 			}
-		} else {
-			n = recv(d->fd, buf, cap, flags | MSG_PEEK | MSG_TRUNC);
-			if (n >= 0) {
-				if ((size_t)n > cap) {
-					c->need_len = (size_t)n;
-					return -EMSGSIZE;
-				}
-				/* The payload is in buf already; take it off the queue. */
-				if (recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) < 0 && errno != EAGAIN)
-					return -errno;
+			if (direct)
 				return n;
+			if ((size_t)n > cap) {
+				c->need_len = (size_t)n;
+				return -EMSGSIZE;
 			}
+			/* The payload is in buf already; take it off the queue. */
+			if (recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) < 0 && errno != EAGAIN)
+				return -errno;
+			return n;
 		}
 		int e = errno;
 		if (e == EINTR)
@@ -439,14 +518,47 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 
 static int udp_fd(ipc_chan *c)
 {
-	return UDP(c)->fd;
+	struct udp_chan *d = UDP(c);
+	int r, ep = -1, ev = -1;
+	pthread_mutex_lock(&d->evlock);
+	if (d->epfd >= 0) {
+		r = d->epfd;
+		goto out;
+	}
+	if ((r = ep = ipc__epoll()) < 0 || (r = ev = ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		goto fail;
+	int fds[2] = { d->fd, ev };
+	for (int i = 0; i < 2; i++) {
+		struct epoll_event e = { .events = EPOLLIN };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e) < 0) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	d->epfd = r = ep;
+	d->evfd = ev;
+	d->ev_on = false;
+	goto out;
+fail:
+	ipc__close_fd(&ep);
+	ipc__close_fd(&ev);
+out:
+	pthread_mutex_unlock(&d->evlock);
+	if (r >= 0)
+		udp_ev_update(d);
+	return r;
 }
 
 static void udp_close(ipc_chan *c)
 {
 	struct udp_chan *d = UDP(c);
 	ipc__close_fd(&d->fd);
+	ipc__close_fd(&d->epfd);
+	ipc__close_fd(&d->evfd);
+	free(d->bl);
+	d->bl = NULL;
 	pthread_mutex_destroy(&d->alock);
+	pthread_mutex_destroy(&d->evlock);
 }
 
 const struct ipc_backend ipc__backend_udp = {
@@ -455,6 +567,7 @@ const struct ipc_backend ipc__backend_udp = {
 	.caps = IPC_CAP_CROSS_HOST | IPC_CAP_UNRELATED | IPC_CAP_PAIR | IPC_CAP_PROCESS,
 	.chan_size = sizeof(struct udp_chan),
 	.max_msg_limit = UDP_MAX_MSG,
+	.init = udp_init,
 	.open = udp_open,
 	.pair = udp_pair,
 	.send = udp_send,
