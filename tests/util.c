@@ -13,12 +13,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 char tu_tag[64] = "test";
+
+/*
+ * RLIMIT_MSGQUEUE counts every queue of the user, in every process: with
+ * the default 819200 bytes, five default mq channels at once exhaust it,
+ * and test programs (and other work of the same user) run in parallel.
+ * The tests are about the library, not this quota, so each test process
+ * lifts its own limit as far as it may (without CAP_SYS_RESOURCE only up
+ * to the hard limit); the tests of the limit itself set a small one.
+ */
+__attribute__((constructor)) static void tu_lift_mq_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MSGQUEUE, &rl) != 0)
+		return;
+	rl.rlim_cur = RLIM_INFINITY;
+	rl.rlim_max = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_MSGQUEUE, &rl) != 0 && getrlimit(RLIMIT_MSGQUEUE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_MSGQUEUE, &rl);
+	}
+}
 
 static pid_t test_pid;
 static unsigned name_seq;
