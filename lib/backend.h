@@ -162,12 +162,12 @@ struct ipc_backend {
 	 * Server: create the endpoint and return at once (the peer is awaited
 	 * by the first send/recv). Client: retry until the server appears or
 	 * cfg.connect_timeout_ms passes (-ETIMEDOUT; with 0, one try:
-	 * -ECONNREFUSED or -ENOENT). On failure nothing is left behind and
-	 * close() is not called. */
+	 * -ECONNREFUSED or -ENOENT). On failure the core calls close() (see
+	 * Lifecycle), which must leave nothing behind. */
 	int (*open)(ipc_chan *c, const ipc_url *u, int flags);
 
-	/* Two connected ends in this process; on failure both are unset and
-	 * close() is not called for either. */
+	/* Two connected ends in this process; on failure the core calls
+	 * close() for both (see Lifecycle). */
 	int (*pair)(ipc_chan *a, ipc_chan *b);
 
 	/* Send one whole message (len <= c->max_msg, checked by the core;
