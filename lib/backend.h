@@ -222,14 +222,8 @@ struct ipc_backend {
 	void (*listener_close)(ipc_listener *l);
 };
 
-/* Backends compiled in (lib/backends/<name>.c). */
-extern const struct ipc_backend ipc__backend_tcp;
-extern const struct ipc_backend ipc__backend_udp;
-extern const struct ipc_backend ipc__backend_unix;
-extern const struct ipc_backend ipc__backend_fifo;
-extern const struct ipc_backend ipc__backend_pipe;
-extern const struct ipc_backend ipc__backend_mq;
-extern const struct ipc_backend ipc__backend_shm;
+/* Each backend defines `const struct ipc_backend ipc__backend_<name>`;
+ * lib/core.c declares and registers them from IPC_BACKEND_LIST. */
 
 /* lib/url.c: parse url into *u, with u->cfg = defaults, then opts, then the
  * query (which overrides opts); *be is the scheme's backend. Returns 0,

@@ -53,29 +53,40 @@ Test(api, strerror_every_error)
 
 Test(api, backends_list)
 {
-	static const char *const known[] = { "tcp", "udp", "unix", "fifo", "pipe", "mq", "shm" };
-	static const int have[] = { IPC_HAVE_TCP, IPC_HAVE_UDP, IPC_HAVE_UNIX, IPC_HAVE_FIFO,
-				    IPC_HAVE_PIPE, IPC_HAVE_MQ, IPC_HAVE_SHM };
+	/* what this build was configured with (config.h, from meson) */
+	static const char *const built[] = {
+#define IPC_BACKEND(name) #name,
+		IPC_BACKEND_LIST
+#undef IPC_BACKEND
+	};
+	const size_t nbuilt = sizeof(built) / sizeof(built[0]);
 	const char *const *b = ipc_backends();
-	bool listed[7] = { false };
 	size_t n = 0;
 
 	cr_assert(b != NULL);
 	for (; b[n]; n++) {
-		size_t k;
-
-		cr_assert(n < 16, "ipc_backends() is not NULL-terminated");
-		for (k = 0; k < 7; k++)
-			if (strcmp(b[n], known[k]) == 0)
-				break;
-		cr_assert(k < 7, "unknown backend \"%s\"", b[n]);
-		cr_assert(!listed[k], "backend \"%s\" listed twice", b[n]);
-		listed[k] = true;
+		cr_assert(n < 64, "ipc_backends() is not NULL-terminated");
+		cr_assert(n < nbuilt && strcmp(b[n], built[n]) == 0, "ipc_backends()[%zu] = %s", n,
+			  b[n]);
+		for (size_t k = 0; k < n; k++)
+			cr_assert(strcmp(b[k], b[n]) != 0, "backend \"%s\" listed twice", b[n]);
+		/* every backend is described in the tests' expectation table,
+		 * and ipc_backend_info agrees with it */
+		ipc_info info;
+		T_OK(ipc_backend_info(b[n], &info));
+		cr_assert(strcmp(info.backend, b[n]) == 0 && info.url == NULL);
+		cr_expect(info.caps == tu_expect(b[n])->caps, "%s: caps %#x, expected %#x", b[n],
+			  info.caps, tu_expect(b[n])->caps);
+		/* the largest max_msg a channel can have: at least its default */
+		cr_expect(info.max_msg >= tu_expect(b[n])->max_msg && info.max_msg > 0,
+			  "%s: max_msg %zu", b[n], info.max_msg);
 	}
-	for (size_t k = 0; k < 7; k++)
-		cr_expect(listed[k] == (have[k] != 0), "backend %s: listed %d, compiled %d", known[k],
-			  listed[k], have[k]);
+	T_EQ(n, nbuilt);
 	cr_assert(ipc_backends() == b, "ipc_backends() is not a stable list");
+	ipc_info info;
+	T_EQ(ipc_backend_info("nosuch", &info), -EPROTONOSUPPORT);
+	T_EQ(ipc_backend_info(NULL, &info), -EINVAL);
+	T_EQ(ipc_backend_info("tcp", NULL), -EINVAL);
 }
 
 Test(api, version)
