@@ -81,6 +81,7 @@ enum ipc_addr_kind {
 	IPC_ADDR_FSPATH,   /* /abs/path only */
 	IPC_ADDR_MQNAME,   /* /name, no further '/' */
 	IPC_ADDR_FDS,      /* R,W: two inherited descriptor numbers */
+	IPC_ADDR_NAME,     /* an opaque name: 1..255 bytes, no '/' (in path) */
 	IPC_ADDR_NONE,     /* only from ipc_pair */
 };
 
@@ -91,7 +92,7 @@ typedef struct ipc_url {
 	/* IPC_ADDR_HOSTPORT */
 	char host[256];    /* without brackets */
 	int port;
-	/* IPC_ADDR_PATH / FSPATH / MQNAME: the path or name; for @name,
+	/* IPC_ADDR_PATH / FSPATH / MQNAME / NAME: the path or name; for @name,
 	 * abstract is true and path holds the name without '@'. */
 	char path[4096];
 	bool abstract;

@@ -265,6 +265,13 @@ int ipc__url_parse(ipc_url *u, const char *url, const ipc_opts *opts,
 	case IPC_ADDR_FDS:
 		r = parse_fds(u, u->addr);
 		break;
+	case IPC_ADDR_NAME:
+		if (strchr(u->addr, '/'))
+			return -EINVAL;
+		if (strlen(u->addr) > 255)
+			return -ENAMETOOLONG;
+		strcpy(u->path, u->addr);
+		break;
 	case IPC_ADDR_NONE:
 	default:
 		r = -EINVAL;
