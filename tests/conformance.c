@@ -600,6 +600,7 @@ CONF_TEST(peer_killed_recv, 30)
 	int64_t dt;
 
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "a thread cannot be killed alone");
 	SKIP_UNRELIABLE(p);
 	conn_start(&k, p, NULL, peer_sleep, NULL);
 	T_OK(handshake(k.c, k.client));
@@ -627,6 +628,7 @@ CONF_TEST(peer_killed_send, 60)
 	int64_t dt;
 
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "a thread cannot be killed alone");
 	SKIP_UNRELIABLE(p);
 	conn_start(&k, p, NULL, peer_sleep, NULL);
 	T_OK(handshake(k.c, k.client));
@@ -944,7 +946,7 @@ URL_TEST(addrinuse, 30)
 	client_go(&cl, resolved);
 	T_OK(handshake(s1, false));
 	ipc_close(s1);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	no_leftovers("after the server closed");
 	/* Reopen after close. */
 	T_OK(ipc_open(&s2, resolved, IPC_SERVER, NULL));
@@ -978,6 +980,7 @@ URL_TEST(reopen_after_kill, 30)
 	char url[512];
 
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "a thread cannot be killed alone");
 	cr_assert(tu_url(url, sizeof(url), p->be, p->abstract));
 	holder_start(&h, url);
 	holder_stop(&h, true);
@@ -986,7 +989,7 @@ URL_TEST(reopen_after_kill, 30)
 	client_go(&cl, h.url);
 	T_OK(handshake(s, false));
 	ipc_close(s);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	no_leftovers("after the reclaiming server closed");
 }
 
@@ -1018,8 +1021,8 @@ URL_TEST(released_after_attach, 30)
 	T_EQ(ipc_recv(s1, &b, 1, 0), -EAGAIN);
 	ipc_close(s2);
 	ipc_close(s1);
-	client_reap(c1.pid);
-	client_reap(c2.pid);
+	client_reap(&c1);
+	client_reap(&c2);
 	no_leftovers("after both pairs closed");
 }
 
@@ -1053,7 +1056,7 @@ URL_TEST(server_before_client, 30)
 	cr_assert(readable(fd, 10000), "[%s] ipc_fd not readable after the client spoke", tu_tag);
 	T_OK(handshake(s, false));
 	ipc_close(s);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	no_leftovers("after the pair closed");
 }
 
@@ -1087,16 +1090,16 @@ URL_TEST(client_first, 30)
 {
 	ipc_chan *s = NULL;
 	char url[512];
-	pid_t cl;
+	struct early cl;
 
 	set_tag(p);
 	cr_assert(tu_fixed_url(url, sizeof(url), p->be, p->abstract));
-	cl = client_start(url, 10000);
+	client_start(&cl, url, 10000);
 	tu_sleep_ms(300);
 	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
 	T_OK(handshake(s, false));
 	ipc_close(s);
-	client_reap(cl);
+	client_reap(&cl);
 	no_leftovers("after the pair closed");
 }
 

@@ -17,6 +17,10 @@
 
 const char *const mode_names[] = { "pair", "srv", "cli" };
 
+/* The test's current parameters (set_tag): whether its peers are
+ * processes or threads. */
+static const struct cparam *cur;
+
 const struct tu_expect *pexp(const struct cparam *p)
 {
 	return tu_expect(p->be);
@@ -86,6 +90,7 @@ struct criterion_test_params make_params(int kind)
 
 void set_tag(const struct cparam *p)
 {
+	cur = p;
 	snprintf(tu_tag, sizeof(tu_tag), "%s%s/%s", p->be, p->abstract ? "-abstract" : "",
 		 mode_names[p->mode]);
 	tu_test_pid();
@@ -93,106 +98,138 @@ void set_tag(const struct cparam *p)
 
 /* ------------------------------------------------------------ connection */
 
-static __attribute__((noreturn)) void peer_run(struct conn *k, ipc_chan *c, peer_fn fn, void *arg)
+bool peers_in_threads(void)
 {
-	int rc = fn(c, k, arg);
-
-	ipc_close(c);
-	_exit(rc);
+	return cur && !has_cap(cur->be, IPC_CAP_PROCESS);
 }
 
-/* Open the two ends as p->mode says and start fn in the peer process. */
+/* After the peer started: keep only this side's ends of the side pipes
+ * (a thread peer shares them: nothing to close). */
+static void side_mine(struct tu_side *s, bool peer)
+{
+	if (tu_in_thread_peer() || peers_in_threads())
+		return;
+	if (peer)
+		tu_side_child(s);
+	else
+		tu_side_parent(s);
+}
+
+/* Everything the peer needs to open its end and run; pk is the peer's own
+ * view of the connection (the other role; its side-pipe ends). */
+struct conn_start_arg {
+	struct conn pk;
+	const ipc_opts *opts;
+	peer_fn fn;
+	void *arg;
+	ipc_chan *mine;       /* pair: the peer's end */
+	ipc_chan *other;      /* pair: the test's end (a forked copy is closed) */
+	char url[512];
+};
+
+static int conn_peer(void *argp)
+{
+	struct conn_start_arg *a = argp;
+	struct conn *k = &a->pk;
+	ipc_chan *c = NULL;
+	ipc_info info;
+	side_mine(&k->side, true);
+	switch (k->p->mode) {
+	case M_PAIR:
+		if (!tu_in_thread_peer())
+			ipc_close(a->other);
+		c = a->mine;
+		break;
+	case M_SRV: {
+		char url[512];
+		C_TRUE(tu_get_str(PEER_IN(k), url, sizeof(url), 10000));
+		C_OK(ipc_open(&c, url, IPC_CLIENT, a->opts));
+		break;
+	}
+	case M_CLI:
+		C_OK(ipc_open(&c, a->url, IPC_SERVER, a->opts));
+		C_OK(ipc_info_get(c, &info));
+		C_TRUE(info.url != NULL);
+		C_TRUE(tu_put_str(PEER_OUT(k), info.url));
+		break;
+	}
+	int rc = a->fn(c, k, a->arg);
+	ipc_close(c);
+	return rc;
+}
+
+/* Open the two ends as p->mode says and start fn in the peer (a process,
+ * or a thread for a backend whose ends stay in one process). */
 void conn_start(struct conn *k, const struct cparam *p, const ipc_opts *opts, peer_fn fn,
-		       void *arg)
+		void *arg)
 {
 	ipc_chan *a = NULL, *b = NULL;
 	ipc_info info;
-	char url[512];
+	struct conn_start_arg *sa;
 
 	memset(k, 0, sizeof(*k));
 	k->p = p;
-	k->client = p->mode == M_CLI;
 	tu_side_init(&k->side);
+	sa = xmalloc(sizeof(*sa));
+	memset(sa, 0, sizeof(*sa));
+	*sa = (struct conn_start_arg){ .opts = opts, .fn = fn, .arg = arg };
+	k->start = sa;
 	if (p->mode != M_PAIR)
-		cr_assert(tu_url(url, sizeof(url), p->be, p->abstract), "[%s] no URL form", tu_tag);
+		cr_assert(tu_url(sa->url, sizeof(sa->url), p->be, p->abstract), "[%s] no URL form",
+			  tu_tag);
+	k->client = p->mode == M_CLI;
+	sa->pk = *k;
+	sa->pk.client = !k->client;
+	if (p->mode == M_PAIR) {
+		T_OK(ipc_pair(p->be, &a, &b, opts));
+		sa->mine = b;
+		sa->other = a;
+	}
+	/* (srv: the peer starts before the server opens, so that a forked
+	 * peer inherits nothing of the server's endpoint) */
+	tu_peer_start(&k->peer, peers_in_threads(), conn_peer, sa);
+	k->pid = k->peer.pid;
+	side_mine(&k->side, false);
 
 	switch (p->mode) {
 	case M_PAIR:
-		T_OK(ipc_pair(p->be, &a, &b, opts));
-		k->pid = fork();
-		cr_assert(k->pid >= 0, "fork: %s", strerror(errno));
-		if (k->pid == 0) {
-			alarm(PEER_ALARM_S);
-			tu_side_child(&k->side);
-			k->client = true;
-			ipc_close(a);
-			peer_run(k, b, fn, arg);
-		}
-		ipc_close(b);
+		if (!k->peer.thread)
+			ipc_close(b);
 		k->c = a;
-		break;
+		return;
 	case M_SRV:
-		/* Fork before opening so the peer inherits nothing of the
-		 * server end; it learns the resolved URL on the side pipe. */
-		k->pid = fork();
-		cr_assert(k->pid >= 0, "fork: %s", strerror(errno));
-		if (k->pid == 0) {
-			ipc_chan *cc = NULL;
-
-			alarm(PEER_ALARM_S);
-			tu_side_child(&k->side);
-			k->client = true;
-			C_TRUE(tu_get_str(PEER_IN(k), k->url, sizeof(k->url), 10000));
-			C_OK(ipc_open(&cc, k->url, IPC_CLIENT, opts));
-			peer_run(k, cc, fn, arg);
-		}
-		tu_side_parent(&k->side);
-		T_OK(ipc_open(&k->c, url, IPC_SERVER, opts));
+		T_OK(ipc_open(&k->c, sa->url, IPC_SERVER, opts));
 		T_OK(ipc_info_get(k->c, &info));
 		cr_assert(info.url != NULL, "[%s] ipc_info.url is NULL", tu_tag);
 		snprintf(k->url, sizeof(k->url), "%s", info.url);
 		cr_assert(tu_put_str(TEST_OUT(k), k->url));
 		return;
 	case M_CLI:
-		k->pid = fork();
-		cr_assert(k->pid >= 0, "fork: %s", strerror(errno));
-		if (k->pid == 0) {
-			ipc_chan *sc = NULL;
-
-			alarm(PEER_ALARM_S);
-			tu_side_child(&k->side);
-			k->client = false;
-			C_OK(ipc_open(&sc, url, IPC_SERVER, opts));
-			C_OK(ipc_info_get(sc, &info));
-			C_TRUE(info.url != NULL);
-			C_TRUE(tu_put_str(PEER_OUT(k), info.url));
-			peer_run(k, sc, fn, arg);
-		}
-		tu_side_parent(&k->side);
 		if (!tu_get_str(TEST_IN(k), k->url, sizeof(k->url), 10000)) {
 			char st[64];
-			int status = tu_wait_child(k->pid, 5000);
+			int status = tu_peer_wait(&k->peer, 5000);
 
 			k->pid = 0;
-			cr_assert_fail("[%s] the peer did not open the server %s (%s)", tu_tag, url,
-				       tu_status_str(status, st, sizeof(st)));
+			cr_assert_fail("[%s] the peer did not open the server %s (%s)", tu_tag,
+				       sa->url, tu_status_str(status, st, sizeof(st)));
 		}
 		T_OK(ipc_open(&k->c, k->url, IPC_CLIENT, opts));
 		return;
 	}
-	tu_side_parent(&k->side);
 }
 
-/* Reap the peer (bounded) and require exit status 0. */
+/* Reap the peer (bounded) and require exit status 0 (or the signal). */
 void conn_reap(struct conn *k, int expect_signal)
 {
 	char st[64];
 	int status;
 
-	if (k->pid <= 0)
+	if (!k->start)
 		return;
-	status = tu_wait_child(k->pid, PEER_WAIT_MS);
+	status = tu_peer_wait(&k->peer, PEER_WAIT_MS);
 	k->pid = 0;
+	free(k->start);
+	k->start = NULL;
 	if (expect_signal)
 		cr_assert(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == expect_signal,
 			  "[%s] peer: %s, expected signal %d", tu_tag,
@@ -203,16 +240,32 @@ void conn_reap(struct conn *k, int expect_signal)
 			  tu_status_str(status, st, sizeof(st)));
 }
 
+/* Close the test's ends of a side pipe pair; with a thread peer the
+ * peer's ends are closed only once it has ended. */
+static void side_close_mine(struct tu_side *s, bool thread)
+{
+	if (!thread) {
+		tu_side_close(s);
+		return;
+	}
+	close(s->p2c[1]);
+	close(s->c2p[0]);
+	s->p2c[1] = s->c2p[0] = -1;
+}
+
 /* Close this end, let the peer finish, and check nothing is left behind. */
 void conn_end(struct conn *k)
 {
 	char left[300];
 	int n;
+	bool thread = k->peer.thread;
 
 	ipc_close(k->c);
 	k->c = NULL;
-	tu_side_close(&k->side);
+	side_close_mine(&k->side, thread);
 	conn_reap(k, 0);
+	if (thread)
+		tu_side_close(&k->side);
 	n = tu_leftovers(left, sizeof(left));
 	cr_assert(n == 0, "[%s] %d name(s) left behind after both ends closed, e.g. %s", tu_tag, n,
 		  left);
@@ -367,40 +420,43 @@ size_t read_proc_size(const char *path)
 }
 
 
-/* A forked process holding a server on url: it reports the resolved URL,
- * then waits for a byte: 'a' = wait for a client and handshake, 'q' =
- * close and exit. The test may also SIGKILL it. */
+/* A peer holding a server on url: it reports the resolved URL, then waits
+ * for a byte: 'a' = wait for a client and handshake, 'q' = close and exit.
+ * The test may also SIGKILL it (process peers only). */
+static int holder_main(void *arg)
+{
+	struct holder *h = arg;
+	ipc_chan *c = NULL;
+	ipc_info info;
+
+	side_mine(&h->side, true);
+	C_OK(ipc_open(&c, h->url, IPC_SERVER, NULL));
+	C_OK(ipc_info_get(c, &info));
+	C_TRUE(tu_put_str(h->side.c2p[1], info.url));
+	for (;;) {
+		int cmd = tu_get(h->side.p2c[0], 30000);
+
+		if (cmd != 'a')
+			break;
+		C_OK(handshake(c, false));
+		C_TRUE(tu_put(h->side.c2p[1], 'A'));
+	}
+	ipc_close(c);
+	return 0;
+}
+
 void holder_start(struct holder *h, const char *url)
 {
 	memset(h, 0, sizeof(*h));
 	tu_side_init(&h->side);
-	h->pid = fork();
-	cr_assert(h->pid >= 0);
-	if (h->pid == 0) {
-		ipc_chan *c = NULL;
-		ipc_info info;
-
-		alarm(PEER_ALARM_S);
-		tu_side_child(&h->side);
-		C_OK(ipc_open(&c, url, IPC_SERVER, NULL));
-		C_OK(ipc_info_get(c, &info));
-		C_TRUE(tu_put_str(h->side.c2p[1], info.url));
-		for (;;) {
-			int cmd = tu_get(h->side.p2c[0], 30000);
-
-			if (cmd == 'a') {
-				C_OK(handshake(c, false));
-				C_TRUE(tu_put(h->side.c2p[1], 'A'));
-			} else {
-				break;
-			}
-		}
-		ipc_close(c);
-		_exit(0);
-	}
-	tu_side_parent(&h->side);
-	cr_assert(tu_get_str(h->side.c2p[0], h->url, sizeof(h->url), 10000),
+	snprintf(h->url, sizeof(h->url), "%s", url);
+	tu_peer_start(&h->peer, peers_in_threads(), holder_main, h);
+	h->pid = h->peer.pid;
+	side_mine(&h->side, false);
+	char got[512];
+	cr_assert(tu_get_str(h->side.c2p[0], got, sizeof(got), 10000),
 		  "[%s] holder could not open %s", tu_tag, url);
+	snprintf(h->url, sizeof(h->url), "%s", got);
 }
 
 void holder_stop(struct holder *h, bool kill_it)
@@ -408,51 +464,61 @@ void holder_stop(struct holder *h, bool kill_it)
 	char st[64];
 	int status;
 
+	cr_assert(!kill_it || !h->peer.thread, "[%s] a thread cannot be killed", tu_tag);
 	if (kill_it)
 		kill(h->pid, SIGKILL);
 	else
 		tu_put(h->side.p2c[1], 'q');
-	status = tu_wait_child(h->pid, PEER_WAIT_MS);
+	status = tu_peer_wait(&h->peer, PEER_WAIT_MS);
 	tu_side_close(&h->side);
 	if (!kill_it)
 		cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			  "[%s] holder: %s", tu_tag, tu_status_str(status, st, sizeof(st)));
 }
 
-/* A client process forked before the test opens its server, so that it
- * inherits nothing of the server's endpoint (a forked copy of a listening
- * socket would keep the endpoint alive). It waits for the URL on a pipe
- * (client_go), connects within connect_timeout_ms, handshakes, and stays
- * until the server side closes. */
+/* A client peer started before the test opens its server, so that (as a
+ * process) it inherits nothing of the server's endpoint (a forked copy of
+ * a listening socket would keep the endpoint alive). It waits for the URL
+ * on a pipe (client_go), connects within connect_timeout_ms, handshakes,
+ * and stays until the server side closes. */
+static int early_main(void *arg)
+{
+	struct early *e = arg;
+	ipc_opts o = { .connect_timeout_ms = e->timeout_ms };
+	ipc_chan *c = NULL;
+	char url[512];
+
+	if (!tu_in_thread_peer())
+		close(e->wfd);
+	C_TRUE(tu_get_str(e->rfd, url, sizeof(url), 20000));
+	C_OK(ipc_open(&c, url, IPC_CLIENT, &o));
+	C_OK(handshake(c, true));
+	for (int i = 0; i < 100; i++) {
+		char b;
+		ssize_t n = ipc_recv(c, &b, 1, 100);
+
+		if (n != -ETIMEDOUT)
+			break;
+	}
+	ipc_close(c);
+	return 0;
+}
+
 void client_spawn(struct early *e, int connect_timeout_ms)
 {
 	int p[2];
 
+	memset(e, 0, sizeof(*e));
 	cr_assert(pipe2(p, O_CLOEXEC) == 0);
-	e->pid = fork();
-	cr_assert(e->pid >= 0);
-	if (e->pid == 0) {
-		ipc_opts o = { .connect_timeout_ms = connect_timeout_ms };
-		ipc_chan *c = NULL;
-		char url[512];
-
-		alarm(PEER_ALARM_S);
-		close(p[1]);
-		C_TRUE(tu_get_str(p[0], url, sizeof(url), 20000));
-		C_OK(ipc_open(&c, url, IPC_CLIENT, &o));
-		C_OK(handshake(c, true));
-		for (int i = 0; i < 100; i++) {
-			char b;
-			ssize_t n = ipc_recv(c, &b, 1, 100);
-
-			if (n != -ETIMEDOUT)
-				break;
-		}
-		ipc_close(c);
-		_exit(0);
-	}
-	close(p[0]);
+	e->rfd = p[0];
 	e->wfd = p[1];
+	e->timeout_ms = connect_timeout_ms;
+	tu_peer_start(&e->peer, peers_in_threads(), early_main, e);
+	e->pid = e->peer.pid;
+	if (!e->peer.thread) {
+		close(e->rfd);
+		e->rfd = -1;
+	}
 }
 
 void client_go(struct early *e, const char *url)
@@ -462,22 +528,22 @@ void client_go(struct early *e, const char *url)
 	e->wfd = -1;
 }
 
-pid_t client_start(const char *url, int connect_timeout_ms)
+void client_start(struct early *e, const char *url, int connect_timeout_ms)
 {
-	struct early e;
-
-	client_spawn(&e, connect_timeout_ms);
-	client_go(&e, url);
-	return e.pid;
+	client_spawn(e, connect_timeout_ms);
+	client_go(e, url);
 }
 
-void client_reap(pid_t pid)
+void client_reap(struct early *e)
 {
 	char st[64];
-	int status = tu_wait_child(pid, PEER_WAIT_MS);
+	int status = tu_peer_wait(&e->peer, PEER_WAIT_MS);
 
+	if (e->rfd >= 0)
+		close(e->rfd);
+	e->rfd = -1;
 	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "[%s] client process: %s", tu_tag, tu_status_str(status, st, sizeof(st)));
+		  "[%s] client peer: %s", tu_tag, tu_status_str(status, st, sizeof(st)));
 }
 
 void no_leftovers(const char *when)

@@ -56,6 +56,14 @@ struct criterion_test_params make_params(int kind);
 #define URL_TEST(name, timeout_s) CONF_TEST_KIND(conf_url, name, PK_URL, timeout_s)
 
 void set_tag(const struct cparam *p);
+/* True when the current test's backend keeps both ends in one process
+ * (no IPC_CAP_PROCESS): peers are threads, and cases that kill or fork a
+ * peer do not apply. */
+bool peers_in_threads(void);
+#define SKIP_THREAD_PEERS(p, why) do { \
+		if (peers_in_threads()) \
+			cr_skip_test("[%s] both ends live in one process: %s", tu_tag, why); \
+	} while (0)
 /* The expectation for p's backend, and shorthands. */
 const struct tu_expect *pexp(const struct cparam *p);
 bool reliable(const char *be);
@@ -75,7 +83,9 @@ typedef int (*peer_fn)(ipc_chan *c, struct conn *k, void *arg);
 struct conn {
 	const struct cparam *p;
 	ipc_chan *c;          /* the test process's end */
-	pid_t pid;            /* the peer process, 0 once reaped */
+	pid_t pid;            /* the peer process (0 for a thread), 0 once reaped */
+	struct tu_peer peer;  /* the peer, a process or a thread */
+	void *start;          /* what it was started with (conn.c) */
 	struct tu_side side;  /* parent writes p2c[1], reads c2p[0] */
 	char url[512];        /* resolved URL (url modes) */
 	bool client;          /* this process holds the client end */
@@ -125,30 +135,34 @@ void killer_start(struct killer *kl, pid_t pid, int delay_ms);
 
 /* ---------------------------------------------------- endpoint lifecycle */
 
-/* A forked process holding a server on url: it reports the resolved URL,
- * then waits for a byte: 'a' = wait for a client and handshake, 'q' =
- * close and exit. The test may also SIGKILL it. */
+/* A peer (process or thread, as the backend allows) holding a server on
+ * url: it reports the resolved URL, then waits for a byte: 'a' = wait for a
+ * client and handshake, 'q' = close and exit. The test may also SIGKILL a
+ * process holder. */
 struct holder {
-	pid_t pid;
+	pid_t pid;            /* 0 for a thread */
+	struct tu_peer peer;
 	struct tu_side side;
 	char url[512];
 };
 void holder_start(struct holder *h, const char *url);
 void holder_stop(struct holder *h, bool kill_it);
 
-/* A client process forked before the test opens its server, so that it
- * inherits nothing of the server's endpoint (a forked copy of a listening
- * socket would keep the endpoint alive). It waits for the URL on a pipe
- * (client_go), connects within connect_timeout_ms, handshakes, and stays
- * until the server side closes. */
+/* A client peer started before the test opens its server, so that a
+ * process inherits nothing of the server's endpoint (a forked copy of a
+ * listening socket would keep the endpoint alive). It waits for the URL on
+ * a pipe (client_go), connects within connect_timeout_ms, handshakes, and
+ * stays until the server side closes. */
 struct early {
-	pid_t pid;
-	int wfd;
+	pid_t pid;            /* 0 for a thread */
+	struct tu_peer peer;
+	int rfd, wfd;
+	int timeout_ms;
 };
 void client_spawn(struct early *e, int connect_timeout_ms);
 void client_go(struct early *e, const char *url);
-pid_t client_start(const char *url, int connect_timeout_ms);
-void client_reap(pid_t pid);
+void client_start(struct early *e, const char *url, int connect_timeout_ms);
+void client_reap(struct early *e);
 void no_leftovers(const char *when);
 
 #endif

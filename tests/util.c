@@ -46,16 +46,25 @@ __attribute__((constructor)) static void tu_lift_mq_limit(void)
 static pid_t test_pid;
 static unsigned name_seq;
 
+static unsigned name_token;
+
 pid_t tu_test_pid(void)
 {
-	if (test_pid == 0)
+	if (test_pid == 0) {
+		struct timespec ts;
+
 		test_pid = getpid();
+		/* pids are reused: the token keeps a stale name left by some
+		 * dead process with this pid from counting as ours */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		name_token = ((unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec * 2654435761u) & 0xffffff;
+	}
 	return test_pid;
 }
 
 void tu_name(char *buf, size_t cap)
 {
-	snprintf(buf, cap, "ipck-%d-%u", (int)tu_test_pid(), name_seq++);
+	snprintf(buf, cap, "ipck-%d%06x-%u", (int)tu_test_pid(), name_token, name_seq++);
 }
 
 /*
@@ -397,7 +406,7 @@ int tu_leftovers(char *buf, size_t cap)
 	char prefix[32];
 	int found = 0;
 
-	snprintf(prefix, sizeof(prefix), "ipck-%d-", (int)tu_test_pid());
+	snprintf(prefix, sizeof(prefix), "ipck-%d%06x-", (int)tu_test_pid(), name_token);
 	if (cap > 0)
 		buf[0] = '\0';
 	found = scan_dir("/tmp", prefix, buf, cap, found);
@@ -454,14 +463,74 @@ const char *tu_err(long r)
 	return buf;
 }
 
+static _Thread_local bool in_thread_peer;
+
+bool tu_in_thread_peer(void)
+{
+	return in_thread_peer;
+}
+
 void tu_child_fail(const char *file, int line, const char *what, long got, long want)
 {
 	char gbuf[96];
 
 	snprintf(gbuf, sizeof(gbuf), "%s", tu_err(got));
-	fprintf(stderr, "[%s] peer process %d: %s:%d: %s = %ld %s, expected %ld %s\n", tu_tag,
-		(int)getpid(), file, line, what, got, gbuf, want, tu_err(want));
+	fprintf(stderr, "[%s] peer %s %d: %s:%d: %s = %ld %s, expected %ld %s\n", tu_tag,
+		in_thread_peer ? "thread of" : "process", (int)getpid(), file, line, what, got,
+		gbuf, want, tu_err(want));
+	if (in_thread_peer)
+		pthread_exit((void *)(intptr_t)2);
 	_exit(2);
+}
+
+static void *peer_thread(void *arg)
+{
+	struct tu_peer *p = arg;
+
+	in_thread_peer = true;
+	return (void *)(intptr_t)p->fn(p->arg);
+}
+
+void tu_peer_start(struct tu_peer *p, bool thread, int (*fn)(void *), void *arg)
+{
+	memset(p, 0, sizeof(*p));
+	p->thread = thread;
+	p->fn = fn;
+	p->arg = arg;
+	if (thread) {
+		if (pthread_create(&p->th, NULL, peer_thread, p) != 0)
+			abort();
+		return;
+	}
+	p->pid = fork();
+	if (p->pid < 0)
+		abort();
+	if (p->pid == 0) {
+		alarm(40); /* no peer outlives a broken test */
+		_exit(fn(arg));
+	}
+}
+
+int tu_peer_wait(struct tu_peer *p, int timeout_ms)
+{
+	if (!p->thread)
+		return p->pid > 0 ? tu_wait_child(p->pid, timeout_ms) : 0;
+	if (p->joined)
+		return 0;
+	struct timespec ts;
+	void *rv = NULL;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	if (pthread_timedjoin_np(p->th, &rv, &ts) != 0)
+		return -1;
+	p->joined = true;
+	return ((int)(intptr_t)rv & 0xff) << 8; /* as WIFEXITED with that status */
 }
 
 struct race_arg {

@@ -6,7 +6,7 @@
  *
  * Tests run in processes forked by Criterion, several at once: every
  * name a test creates comes from tu_name()/tu_url(), which put the test
- * process's pid in it ("ipck-<pid>-<n>").
+ * process's pid in it ("ipck-<pid><token>-<n>").
  */
 #ifndef IPCKIT_TEST_UTIL_H
 #define IPCKIT_TEST_UTIL_H
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <pthread.h>
 
 /*
  * The expectation table: what each backend should do (caps, URL form,
@@ -53,7 +54,9 @@ extern char tu_tag[64];
  * inherited by forked peers so names agree across the fork. */
 pid_t tu_test_pid(void);
 
-/* "ipck-<pid>-<n>" with a fresh n on each call. */
+/* "ipck-<pid><token>-<n>" with a fresh n on each call (the token, fixed per
+ * test process, tells this process's names from a dead one's with the
+ * same pid). */
 /* A suite's fini: fails the test if LeakSanitizer finds a leak (no-op
  * without -Db_sanitize=address). See sanitize.c. */
 void tu_leak_check(void);
@@ -84,6 +87,27 @@ int tu_free_port(int type);
 void tu_fill(void *buf, size_t len, uint32_t seed);
 /* Index of the first wrong byte, or -1 when buf matches. */
 ssize_t tu_check(const void *buf, size_t len, uint32_t seed);
+
+/*
+ * A peer of the test: a forked process, or, for backends whose ends must
+ * stay in one process (no IPC_CAP_PROCESS: inproc), a thread. fn's return
+ * value is its exit status; a failed C_* check in a thread peer ends that
+ * thread with status 2, as it ends a process peer.
+ */
+struct tu_peer {
+	bool thread;
+	pid_t pid;          /* process peers */
+	pthread_t th;       /* thread peers */
+	bool joined;
+	int (*fn)(void *);
+	void *arg;
+};
+void tu_peer_start(struct tu_peer *p, bool thread, int (*fn)(void *), void *arg);
+/* A wait status (a thread's result as an exit status), or -1 when it did
+ * not end within timeout_ms (a process is then killed; a thread cannot be). */
+int tu_peer_wait(struct tu_peer *p, int timeout_ms);
+/* True in a thread peer (side pipes are shared with the test then). */
+bool tu_in_thread_peer(void);
 
 /* Wait for a child at most timeout_ms; SIGKILL and reap it after that.
  * Returns the wait status, or -1 when it had to be killed. */
