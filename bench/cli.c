@@ -33,7 +33,7 @@ static void usage(FILE *f)
 "                    [--quick] [--json FILE] [--csv FILE] [--report DIR] [--quiet]\n"
 "                    [--rounds N] [--gap MS[,MS...]] [--serve URL | --connect URL]\n"
 "       ipckit-bench --transfer BYTES [--size SIZE] --backend NAME   (one whole transfer, for hyperfine)\n"
-"       ipckit-bench --list\n"
+"       ipckit-bench --list | --list-max   (backends; with their largest message)\n"
 "LIST is comma-separated; sizes take K/M suffixes (64,4K,64K,1M). Without arguments: every\n"
 "backend, both modes, sizes 64,4K,64K,1M, baselines and peers, report in ./ipckit-report/.\n"
 "--rounds N: rounds per row (default 9, --quick 3); each figure is the median of the rounds\n"
@@ -273,7 +273,7 @@ static int parse_int(const char *opt, const char *arg, int lo, int hi, int *out)
 int cli_parse(int argc, char **argv, struct config *g)
 {
 	enum { O_NOBASE = 256, O_NOPEERS, O_QUICK, O_BATCH, O_ROUNDS, O_TRANSFER, O_LIST, O_GAP, O_SERVE,
-	       O_CONNECT, O_THREADS, O_SEED, O_CORRUPT };
+	       O_CONNECT, O_THREADS, O_SEED, O_CORRUPT, O_LIST_MAX };
 	static const struct option lo[] = {
 		{ "backend", 1, 0, 'b' }, { "size", 1, 0, 's' }, { "mode", 1, 0, 'm' },
 		{ "count", 1, 0, 'n' }, { "duration", 1, 0, 'd' }, { "warmup", 1, 0, 'w' },
@@ -284,6 +284,7 @@ int cli_parse(int argc, char **argv, struct config *g)
 		{ "rounds", 1, 0, O_ROUNDS }, { "transfer", 1, 0, O_TRANSFER }, { "list", 0, 0, O_LIST },
 		{ "gap", 1, 0, O_GAP }, { "serve", 1, 0, O_SERVE }, { "connect", 1, 0, O_CONNECT },
 		{ "threads", 0, 0, O_THREADS }, { "seed", 1, 0, O_SEED }, { "corrupt", 0, 0, O_CORRUPT },
+		{ "list-max", 0, 0, O_LIST_MAX },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	const char *backends = "all", *sizes = NULL, *waits = NULL, *pin = NULL, *url;
@@ -362,6 +363,13 @@ int cli_parse(int argc, char **argv, struct config *g)
 		case O_LIST:
 			for (const char *const *b = ipc_backends(); *b; b++)
 				printf("%s\n", *b);
+			return 0;
+		case O_LIST_MAX:   /* name and largest message, for scripts */
+			for (const char *const *b = ipc_backends(); *b; b++) {
+				ipc_info info;
+				if (ipc_backend_info(*b, &info) == 0)
+					printf("%s %zu\n", *b, info.max_msg);
+			}
 			return 0;
 		case O_GAP:
 			if ((r = parse_gaps(g, optarg)) != 0)
