@@ -17,6 +17,13 @@ const char *fmt_size(double bytes, int style, char *buf, size_t cap)
 	return buf;
 }
 
+const char *fmt_us(double ns, char *buf, size_t cap)
+{
+	double us = ns / 1e3;
+	snprintf(buf, cap, us < 10 ? "%.2f" : us < 100 ? "%.1f" : "%.0f", us);
+	return buf;
+}
+
 const char *fmt_ratio(double x, char *buf, size_t cap)
 {
 	snprintf(buf, cap, x < 0.1 ? "%.3gx" : "%.2fx", x);

@@ -221,17 +221,21 @@ static bool capb(json_t *doc, json_t *r, const char *c)
 }
 
 /* Upper-bound check of figure key of row r against limit. */
-static int bound(json_t *r, const char *key, double limit, double scale, const char *unit, char *ev,
+static int bound(json_t *r, const char *key, double limit, bool us, const char *unit, char *ev,
 		 size_t cap, bool at_least)
 {
 	struct ci c;
+	char m[32], lo[32], hi[32];
 	if (!r) {
 		snprintf(ev, cap, "not measured");
 		return ST_UNKNOWN;
 	}
 	jci(r, key, &c);
-	snprintf(ev, cap, "%.*f%s [%.*f-%.*f]", scale >= 1e3 ? 1 : 0, c.med / scale, unit,
-		 scale >= 1e3 ? 1 : 0, c.lo / scale, scale >= 1e3 ? 1 : 0, c.hi / scale);
+	if (us)
+		snprintf(ev, cap, "%s%s [%s-%s]", fmt_us(c.med, m, sizeof(m)), unit, fmt_us(c.lo, lo, sizeof(lo)),
+			 fmt_us(c.hi, hi, sizeof(hi)));
+	else
+		snprintf(ev, cap, "%.0f%s [%.0f-%.0f]", c.med, unit, c.lo, c.hi);
 	if (at_least)
 		return c.lo >= limit ? ST_MET : c.med >= limit ? ST_MARGINAL : ST_FAILED;
 	return c.hi <= limit ? ST_MET : c.med <= limit ? ST_MARGINAL : ST_FAILED;
@@ -262,7 +266,7 @@ static void judge(json_t *doc, const struct need *nd, struct cand *c)
 			st = c->lat ? ST_MET : ST_UNKNOWN;
 			break;
 		case T_RATE:
-			st = bound(c->tput, "msgs_per_s", t->value, 1, " msg/s", ev, cap, true);
+			st = bound(c->tput, "msgs_per_s", t->value, false, " msg/s", ev, cap, true);
 			if (c->tput && jnum(c->tput, "batch") > 1) {
 				size_t l = strlen(ev);
 				snprintf(ev + l, cap - l, " with ipc_sendv batches of %.0f", jnum(c->tput, "batch"));
@@ -273,10 +277,10 @@ static void judge(json_t *doc, const struct need *nd, struct cand *c)
 			}
 			break;
 		case T_BW:
-			st = bound(c->tput, "bytes_per_s", t->value, 1048576.0, " MiB/s", ev, cap, true);
+			st = bound(c->tput, "bytes_per_s", t->value, false, " B/s", ev, cap, true);
 			break;
 		case T_LAT:
-			st = bound(c->lat, t->key, t->value, 1e3, " us", ev, cap, false);
+			st = bound(c->lat, t->key, t->value, true, " us", ev, cap, false);
 			break;
 		case T_CPU: {
 			if (!c->tput) {
@@ -293,7 +297,7 @@ static void judge(json_t *doc, const struct need *nd, struct cand *c)
 			jci(c->tput, "cpu_ns_per_msg.sender", &s);
 			jci(c->tput, "cpu_ns_per_msg.receiver", &r);
 			double med = fmax(s.med, r.med) * nd->rate / 1e9, hi = fmax(s.hi, r.hi) * nd->rate / 1e9;
-			snprintf(ev, cap, "%.3f CPU per side at %.0f msg/s (from %.0f ns/msg)", med, nd->rate,
+			snprintf(ev, cap, "%.3g CPU per side at %.0f msg/s (from %.0f ns/msg)", med, nd->rate,
 				 fmax(s.med, r.med));
 			st = hi <= t->value ? ST_MET : med <= t->value ? ST_MARGINAL : ST_FAILED;
 			break;
@@ -314,7 +318,7 @@ static void judge(json_t *doc, const struct need *nd, struct cand *c)
 			else   /* event-loop: measured sleeping for each message */
 				st = c->lat ? jnum2(c->lat, "vcsw_per_msg", "echo") >= 0.5 : ST_UNKNOWN;
 			st = st == 1 ? ST_MET : st;
-			snprintf(ev, cap, "%s", st == ST_MET ? "yes" : st == ST_UNKNOWN ? "not measured" : "no");
+			ev[0] = 0;
 			break;
 		}
 		c->st[i] = st;
@@ -390,7 +394,8 @@ int need_report(FILE *f, json_t *doc, const char *need, char *err, size_t cap)
 		fprintf(f, "| %d | %s%s%s |", k + 1, c[k].failed || c[k].unknown ? "" : "**", c[k].name,
 			c[k].failed || c[k].unknown ? "" : "**");
 		for (int t = 0; t < nd.n; t++)
-			fprintf(f, " %s: %s |", c[k].st[t] == ST_UNKNOWN ? "?" : stn[c[k].st[t]], c[k].ev[t]);
+			fprintf(f, " %s%s%s |", c[k].st[t] == ST_UNKNOWN ? "?" : stn[c[k].st[t]],
+				*c[k].ev[t] ? ": " : "", c[k].ev[t]);
 		fprintf(f, " %s |\n", cav);
 	}
 	fprintf(f, "\n");

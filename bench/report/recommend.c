@@ -165,19 +165,25 @@ void caveats(json_t *doc, json_t *row, char *buf, size_t cap_)
 static void cell(json_t *r, const char *key, char *buf, size_t cap_)
 {
 	struct ci c;
-	char sz[32];
+	char sz[32], m[32], lo[32], hi[32];
 	jci(r, key, &c);
 	fmt_size(jnum(r, "size"), SZ_LONG, sz, sizeof(sz));
-	bool lat = !strncmp(key, "rtt_ns", 6);
-	double k = lat ? 1e3 : !strcmp(key, "bytes_per_s") ? 1048576.0 : 1;
-	const char *unit = lat ? " us" : !strcmp(key, "bytes_per_s") ? " MiB/s" : " msg/s";
-	const char *what = lat ? strchr(key, '.') + 1 : "";
+	if (!strncmp(key, "rtt_ns", 6)) {
+		fmt_us(c.med, m, sizeof(m));
+		fmt_us(c.lo, lo, sizeof(lo));
+		fmt_us(c.hi, hi, sizeof(hi));
+		if (c.n > 1)
+			snprintf(buf, cap_, "%s %s us [%s-%s] at %s", strchr(key, '.') + 1, m, lo, hi, sz);
+		else
+			snprintf(buf, cap_, "%s %s us at %s", strchr(key, '.') + 1, m, sz);
+		return;
+	}
+	double k = !strcmp(key, "bytes_per_s") ? 1048576.0 : 1;
+	const char *unit = k > 1 ? " MiB/s" : " msg/s";
 	if (c.n > 1)
-		snprintf(buf, cap_, "%s%s%.*f%s [%.*f-%.*f] at %s", lat ? what : "", lat ? " " : "", lat ? 1 : 0,
-			 c.med / k, unit, lat ? 1 : 0, c.lo / k, lat ? 1 : 0, c.hi / k, sz);
+		snprintf(buf, cap_, "%.0f%s [%.0f-%.0f] at %s", c.med / k, unit, c.lo / k, c.hi / k, sz);
 	else
-		snprintf(buf, cap_, "%s%s%.*f%s at %s", lat ? what : "", lat ? " " : "", lat ? 1 : 0, c.med / k,
-			 unit, sz);
+		snprintf(buf, cap_, "%.0f%s at %s", c.med / k, unit, sz);
 }
 
 /* One line of the table: winner or tie, the evidence, the caveats. */
@@ -275,8 +281,9 @@ void recommend(FILE *f, json_t *doc)
 		if (!f_reliable(doc, lossy[i])) {
 			char nm[96];
 			series_name(lossy[i], nm, sizeof(nm));
-			snprintf(extra, sizeof(extra), "%s: RTT p50 %.1f us if losses are acceptable", nm,
-				 jfig(lossy[i], "rtt_ns.p50") / 1e3);
+			char us[32];
+			snprintf(extra, sizeof(extra), "%s: RTT p50 %s us if losses are acceptable", nm,
+				 fmt_us(jfig(lossy[i], "rtt_ns.p50"), us, sizeof(us)));
 		}
 	need_line(f, doc, "Cross-host", c, n, "rtt_ns.p50", false, *extra ? extra : NULL);
 	n = candidates(doc, "latency", ls, 0, f_unrelated, c, 64);
