@@ -62,7 +62,7 @@ static inline uint32_t seq_turn(uint64_t s)
 
 enum { MODE_LATENCY = 1, MODE_THROUGHPUT = 2, MODE_GAP = 4 };
 
-#define MAX_ROUNDS 64
+#define MAX_ROUNDS 256
 #define MAX_GAPS 8
 #define MAX_FIGS 5
 #define MAX_CHANS 128         /* channels in one group */

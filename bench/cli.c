@@ -352,7 +352,7 @@ int cli_parse(int argc, char **argv, struct config *g)
 				return r;
 			break;
 		case O_ROUNDS:
-			if ((r = parse_int("--rounds", optarg, 2, MAX_ROUNDS, &g->o.rounds)) != 0)
+			if ((r = parse_int("--rounds", optarg, 1, MAX_ROUNDS, &g->o.rounds)) != 0)
 				return r;
 			rounds_set = true;
 			break;

@@ -43,12 +43,12 @@ double ci_coverage(int n)
 
 void ci_of(const double *v, int n, struct ci *out)
 {
-	double s[64];
+	double s[STATS_MAX];
 	memset(out, 0, sizeof(*out));
 	if (n < 1)
 		return;
-	if (n > 64)
-		n = 64;
+	if (n > STATS_MAX)
+		n = STATS_MAX;
 	memcpy(s, v, (size_t)n * sizeof(*s));
 	qsort(s, (size_t)n, sizeof(*s), cmp_d);
 	out->n = n;

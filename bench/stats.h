@@ -8,6 +8,8 @@
 /* A row whose interval is wider than this fraction of its median is
  * marked unstable. */
 #define STABLE_WIDTH 0.10
+/* The most rounds ci_of looks at. */
+#define STATS_MAX 256
 
 struct ci {
 	double med, lo, hi;

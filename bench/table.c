@@ -124,7 +124,9 @@ void print_table(json_t *doc, FILE *f)
 		json_array_foreach(w, i, r)
 			fprintf(f, "  - %s\n", json_string_value(r));
 	}
-	if (n && stable * 4 < n * 3)
+	if ((int)jnum(c, "rounds") < 2)
+		fprintf(f, "\nOne round per row: no intervals, so no row can be called stable.\n");
+	else if (n && stable * 4 < n * 3)
 		fprintf(f, "%sWarning: %d of %d rows did not reach a stable result: their rounds "
 			   "disagreed by more than 10%%. Run again on a quieter machine or with more "
 			   "--rounds before trusting differences below that.\n",

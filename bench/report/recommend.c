@@ -236,9 +236,10 @@ void trust_line(FILE *f, json_t *doc)
 		stable += jstable(r);
 	}
 	int rounds = (int)jnum(c, "rounds");
-	if (!json_object_get(c, "ci95")) {
-		fprintf(f, "This document has no per-round intervals (an older ipckit-bench): every "
-			   "winner below is a single measurement.\n\n");
+	if (!json_object_get(c, "ci95") || rounds < 2) {
+		fprintf(f, "This run has no per-round intervals (%s): every winner below is a single "
+			   "measurement.\n\n", rounds < 2 && json_object_get(c, "ci95") ? "one round per row"
+			   : "an older ipckit-bench");
 		return;
 	}
 	fprintf(f, "Each figure is the median of %d rounds, the rows of a size interleaved in a shuffled "
