@@ -120,15 +120,23 @@ const char *baseline_ratio(json_t *doc, json_t *row, char *buf, size_t cap)
 	return buf;
 }
 
+const char *jgroup(json_t *row)
+{
+	return *jstr(row, "group") ? jstr(row, "group") : jstr(row, "backend");
+}
+
 bool has_cap(json_t *doc, const char *b, const char *cap)
 {
 	json_t *caps = json_object_get(json_object_get(json_object_get(doc, "backends"), b), "caps");
 	size_t i;
 	json_t *c;
-	json_array_foreach(caps, i, c)
+	bool newer = false;   /* documents from before IPC_CAP_PROCESS list none of these */
+	json_array_foreach(caps, i, c) {
 		if (!strcmp(json_string_value(c), cap))
 			return true;
-	return false;
+		newer |= !strcmp(json_string_value(c), "pair") || !strcmp(json_string_value(c), "process");
+	}
+	return !strcmp(cap, "process") && caps && !newer;
 }
 
 /* ---- writing ---- */

@@ -50,6 +50,9 @@ const char *headline_key(json_t *row);
 /* The sizes of mode's rows (gap rows: at gap ms) in the order they first
  * appear; returns how many. */
 int doc_sizes(json_t *doc, const char *mode, double gap, double *sz, int max);
+/* The ipckit backend a row belongs to ("group"; its backend in documents
+ * older than that field). */
+const char *jgroup(json_t *row);
 /* Does the document's backend b have capability cap ("reliable", ...)? */
 bool has_cap(json_t *doc, const char *b, const char *cap);
 

@@ -217,7 +217,7 @@ struct cand {
 
 static bool capb(json_t *doc, json_t *r, const char *c)
 {
-	return has_cap(doc, jstr(r, "group"), c);
+	return has_cap(doc, jgroup(r), c);
 }
 
 /* Upper-bound check of figure key of row r against limit. */
@@ -248,7 +248,7 @@ static void judge(json_t *doc, const struct need *nd, struct cand *c)
 		char *ev = c->ev[i];
 		size_t cap = sizeof(c->ev[i]);
 		int st = ST_MET;
-		json_t *info = json_object_get(json_object_get(doc, "backends"), jstr(c->any, "group"));
+		json_t *info = json_object_get(json_object_get(doc, "backends"), jgroup(c->any));
 		switch (t->type) {
 		case T_SIZE:
 			if (jnum(info, "max_msg") > 0 && nd->size > jnum(info, "max_msg")) {

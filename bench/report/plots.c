@@ -100,7 +100,7 @@ static int write_series(json_t *doc, const char *dir, const char *prefix, struct
 			snprintf(ss[n].name, sizeof(ss[n].name), "%s", nm);
 			sanitize(nm, san, sizeof(san));
 			snprintf(ss[n].file, sizeof(ss[n].file), "data/%s%s.dat", prefix, san);
-			snprintf(ss[n].group, sizeof(ss[n].group), "%s", jstr(r, "group"));
+			snprintf(ss[n].group, sizeof(ss[n].group), "%s", jgroup(r));
 			snprintf(ss[n].impl, sizeof(ss[n].impl), "%s", jstr(r, "impl"));
 			k = n++;
 		}

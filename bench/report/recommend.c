@@ -72,7 +72,7 @@ typedef bool (*row_filter)(json_t *doc, json_t *r);
 
 static bool cap(json_t *doc, json_t *r, const char *c)
 {
-	return has_cap(doc, jstr(r, "group"), c);
+	return has_cap(doc, jgroup(r), c);
 }
 
 static bool f_reliable(json_t *doc, json_t *r) { return cap(doc, r, "reliable"); }
@@ -125,7 +125,7 @@ static int candidates(json_t *doc, const char *mode, double size, double gap, ro
 
 void caveats(json_t *doc, json_t *row, char *buf, size_t cap_)
 {
-	json_t *info = json_object_get(json_object_get(doc, "backends"), jstr(row, "group"));
+	json_t *info = json_object_get(json_object_get(doc, "backends"), jgroup(row));
 	double max = jnum(info, "max_msg");
 	size_t n = 0;
 	char ms[32];
@@ -218,9 +218,10 @@ static void need_line(FILE *f, json_t *doc, const char *need, json_t **c, int n,
 		char rn[96], rev[256];
 		series_name(v.runner, rn, sizeof(rn));
 		cell(v.runner, key, rev, sizeof(rev));
-		fprintf(f, "; %s %s: %s (%.1f%% %s)", v.clear ? "runner-up" : "next", rn, rev, 100 * v.diff,
+		fprintf(f, "; %s %s: %s (%.1f%% %s)", v.clear || !v.intervals ? "runner-up" : "next", rn, rev,
+			100 * v.diff,
 			higher ? "less" : "more");
-		if (!v.clear)
+		if (!v.clear && v.intervals)
 			fprintf(f, "; intervals overlap");
 	}
 	fprintf(f, " | %s%s%s |\n", cav, *cav && extra ? "; " : "", extra ? extra : "");

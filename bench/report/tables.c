@@ -84,7 +84,7 @@ static json_t *ipckit_of(json_t *doc, json_t *peer)
 	size_t i;
 	json_t *r;
 	json_array_foreach(json_object_get(doc, "results"), i, r)
-		if (!strcmp(jstr(r, "impl"), "ipckit") && !strcmp(jstr(r, "backend"), jstr(peer, "group")) &&
+		if (!strcmp(jstr(r, "impl"), "ipckit") && !strcmp(jstr(r, "backend"), jgroup(peer)) &&
 		    !strcmp(jstr(r, "mode"), jstr(peer, "mode")) && jnum(r, "size") == jnum(peer, "size") &&
 		    !*jstr(r, "variant") && !strcmp(jstr(r, "wait"), "adaptive") &&
 		    jnum(r, "gap_ms") == jnum(peer, "gap_ms"))
