@@ -1,529 +1,536 @@
 /*
- * harness.c - one group in a pair of processes.
+ * harness.c - one group (every row of one size) in a leader and its echo
+ * side. The leader (CPU A) pings and sends; the echo side (CPU B) echoes
+ * and receives. The echo side of a row is a child process, a thread of the
+ * leader (rows with spec.threads: backends without IPC_CAP_PROCESS, or
+ * --threads), or a remote host (--connect). Rows are opened one at a time,
+ * each confirmed by a hello; right after it the leader reads the tuning of
+ * the descriptors the row opened, which the raw rows compared with it copy.
  *
- * The leader (side 0, CPU A) is the pinger and the sender; the child
- * (side 1, CPU B) echoes and receives. Channels are opened one at a time,
- * each confirmed by a first echoed message (this also lets a server that
- * attaches lazily do so). Latency: the group's channels take turns for
- * o->rounds rounds (warm-up in the first), each round ending with a STOP
- * message that carries the round number; the samples of every round are
- * merged per channel. Throughput: each channel in turn streams for
- * o->duration seconds (or o->count messages), ends with an END message,
- * and the child answers on the control socket with what it received and
- * what it cost.
+ * Then --rounds rounds: in each, every row takes its turns (latency,
+ * throughput, one per idle gap) in an order shuffled per round. The leader
+ * announces each turn on the control socket of the row's echo side, runs
+ * it (turns.c) and stores the turn's figures as that round's.
  */
-#include "bench.h"
+#include "remote.h"
+#include "turns.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <poll.h>
-#include <sched.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define HELLO_ROUND 0xffffffu
-#define LOSSY_TIMEOUT_MS 200
 #define CTL_TIMEOUT_MS 120000
-/* ipc_sendv batches carry at most this many bytes (and --batch messages). */
-#define BATCH_BYTES (64 * 1024)
+#define MAX_FDS 1024
 
-struct tput_report {
-	uint64_t received, errors, cpu_ns, ctx;
+enum { T_PONG = 1, T_SINK = 2, T_DONE = 3 };
+
+struct turn_desc {
+	uint32_t what, row, turn, pad;
 };
 
-int pin_cpu(int cpu)
+/* ---- descriptors and their tuning ---- */
+
+struct fdset { int n; int fd[MAX_FDS]; };
+
+static void fds_list(struct fdset *s)
 {
-	cpu_set_t set;
-	if (cpu < 0)
-		return 0;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	s->n = 0;
+	if (!d)
+		return;
+	while ((de = readdir(d)) && s->n < MAX_FDS)
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && atoi(de->d_name) != dirfd(d))
+			s->fd[s->n++] = atoi(de->d_name);
+	closedir(d);
 }
 
-static void usage_now(uint64_t *cpu_ns, uint64_t *ctx)
+static bool fds_has(const struct fdset *s, int fd)
 {
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	*cpu_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-		  ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
-	*ctx = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+	for (int i = 0; i < s->n; i++)
+		if (s->fd[i] == fd)
+			return true;
+	return false;
 }
 
-/* Buffers of one process: a send buffer big enough for a batch, a
- * receive buffer, both touched up front. */
-struct bufs {
-	unsigned char *s, *r;
-	size_t scap, rcap;
-};
+/* Shared memory mapped from memfds (start addresses and sizes). */
+struct maps { int n; uint64_t start[64], len[64]; };
 
-static int bufs_init(struct bufs *b, size_t size, int batch)
+static void maps_list(struct maps *m)
 {
-	size_t most = BATCH_BYTES / size;   /* as batch_of() caps it */
-	if (batch > 1 && (size_t)batch > most)
-		batch = most ? (int)most : 1;
-	b->rcap = size + 65536;   /* raw mq needs the queue's msgsize */
-	b->scap = size * (size_t)(batch > 1 ? batch : 1);
-	if (b->scap < size + 64)
-		b->scap = size + 64;
-	b->s = aligned_alloc(64, (b->scap + 63) & ~(size_t)63);
-	b->r = aligned_alloc(64, (b->rcap + 63) & ~(size_t)63);
-	if (!b->s || !b->r)
-		return -ENOMEM;
-	memset(b->s, 0xa5, b->scap);
-	memset(b->r, 0, b->rcap);
-	return 0;
-}
-
-static void bufs_free(struct bufs *b)
-{
-	free(b->s);
-	free(b->r);
-}
-
-/* Messages in flight at most in open-loop mode: enough to keep a
- * schedule, few enough that neither side blocks in send while the other
- * does (that would deadlock a one-slot mailbox or a full pipe). */
-static uint64_t rate_window(const struct chan *c)
-{
-	if (c->kind == CK_RAW_SPIN || c->kind == CK_RAW_EVENTFD)
-		return 1;
-	uint64_t w = 16384 / c->size;
-	if (w > 64)
-		w = 64;
-	if (!strcmp(c->backend, "mq") && w > 4)
-		w = 4;
-	return w ? w : 1;
-}
-
-/* Send STOP(round) and wait for its echo. On a lossy channel stale
- * echoes are skipped and STOP is resent after a silence. */
-static int stop_round(struct chan *c, struct bufs *b, uint32_t round, uint64_t *errors)
-{
-	uint64_t want = SEQ_STOP | round, s;
-	for (int tries = 0; tries < 25; tries++) {
-		msg_fill(b->s, c->size, want);
-		int r = c->ops->send(c, b->s, c->size);
-		if (r)
-			return r;
-		for (;;) {
-			ssize_t got = c->ops->recv(c, b->r, b->rcap, c->lossy ? LOSSY_TIMEOUT_MS : -1);
-			if (got == -ETIMEDOUT && c->lossy)
-				break;
-			if (got < 0)
-				return (int)got;
-			if (msg_check(b->r, got, c->size, &s) == 0 && s == want)
-				return 0;
-			if (!c->lossy)
-				(*errors)++;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	m->n = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f) && m->n < 64) {
+		unsigned long long a, b;
+		if (strstr(line, "/memfd:") && sscanf(line, "%llx-%llx", &a, &b) == 2) {
+			m->start[m->n] = a;
+			m->len[m->n++] = b - a;
 		}
 	}
-	return -ETIMEDOUT;
+	fclose(f);
 }
 
-/* Closed loop: up to n pings, for at most budget_ns. */
-static int ping_closed(struct chan *c, struct bufs *b, uint64_t *seq, uint64_t n,
-		       uint64_t budget_ns, hist *h, uint64_t *errors, uint64_t *lost)
+static uint64_t maps_new_bytes(const struct maps *before)
 {
-	const struct ep_ops *ops = c->ops;
-	int tmo = c->lossy ? LOSSY_TIMEOUT_MS : -1;
-	uint64_t start = now_ns(), t1 = start;
-	for (uint64_t i = 0; i < n; i++) {
-		if (budget_ns && t1 - start >= budget_ns)
-			break;
-		uint64_t s = (*seq)++, rs;
-		msg_fill(b->s, c->size, s);
-		uint64_t t0 = now_ns();
-		int r = ops->send(c, b->s, c->size);
-		if (r)
-			return r;
-		for (;;) {
-			ssize_t got = ops->recv(c, b->r, b->rcap, tmo);
-			t1 = now_ns();
-			if (got == -ETIMEDOUT && c->lossy) {
-				(*lost)++;
-				break;
-			}
-			if (got < 0)
-				return (int)got;
-			if (msg_check(b->r, got, c->size, &rs) || (rs != s && !c->lossy)) {
-				(*errors)++;
-				break;
-			}
-			if (rs != s)
-				continue;   /* a late echo of a ping given up on */
-			if (h)
-				hist_add(h, t1 - t0);
-			break;
-		}
+	struct maps now;
+	uint64_t sum = 0;
+	maps_list(&now);
+	for (int i = 0; i < now.n; i++) {
+		int j;
+		for (j = 0; j < before->n && before->start[j] != now.start[i]; j++)
+			;
+		if (j == before->n)
+			sum += now.len[i];
 	}
-	return 0;
+	return sum;
 }
 
-/* Open loop: message k of the row (counted over all its turns) is due at
- * k / rate on the row's own clock, which runs only during the row's turns
- * (the other rows of the group take theirs in between): a turn resumes
- * the schedule where the last one stopped, with its phase and any backlog.
- * A message's latency counts from its due time, however late it was
- * actually sent (no coordinated omission). Between sends the pinger waits
- * for the next echo or the next due time in the kernel (ops->wait: poll on
- * the row's descriptor); rows that spin (ops->wait NULL, or shm wait=spin)
- * poll recv(..., 0) instead. */
-static int ping_open(struct chan *c, struct bufs *b, uint64_t *seq, uint64_t n, uint64_t budget_ns,
-		     double rate, hist *h, uint64_t *errors, uint64_t *lost)
+/* What the descriptors of a row were given: those it opened (in now, not
+ * in before) and those made for it before the fork that are still open. */
+static void tuning_probe(const struct fdset *before, const struct fdset *prep, struct tuning *t)
 {
-	const struct ep_ops *ops = c->ops;
-	uint64_t win = rate_window(c), seq0 = *seq, sent = 0, done = 0, forget = seq0;
-	double interval = 1e9 / rate, pos = c->ol_clock_ns;
-	uint64_t k0 = c->ol_next, t0 = now_ns(), last_act = t0;
-	bool stopped = false;
-
-	/* Wall-clock due time of message i of this turn (may lie before t0:
-	 * a backlog carried over from the last turn). */
-#define DUE(i) ((int64_t)t0 + (int64_t)((double)(k0 + (i)) * interval - pos))
-	for (;;) {
-		uint64_t now = now_ns();
-		if (!stopped && (sent == n || (budget_ns && now - t0 >= budget_ns && sent > 0))) {
-			/* Out of messages or time: the row's clock stops here. */
-			n = sent;
-			stopped = true;
-			c->ol_clock_ns = pos + (double)(now - t0);
-			c->ol_next = k0 + sent;
-		}
-		if (stopped && done == sent)
-			break;
-		int64_t due = DUE(sent);
-		if (!stopped && (int64_t)now >= due && sent - done < win) {
-			msg_fill(b->s, c->size, seq0 + sent);
-			int r = ops->send(c, b->s, c->size);
-			if (r)
-				return r;
-			sent++;
-			last_act = now_ns();
+	struct fdset now;
+	memset(t, 0, sizeof(*t));
+	fds_list(&now);
+	for (int i = 0; i < now.n; i++) {
+		int fd = now.fd[i], v = 0;
+		socklen_t l = sizeof(v);
+		struct stat st;
+		struct mq_attr a;
+		if ((fds_has(before, fd) && !fds_has(prep, fd)) || fstat(fd, &st) < 0)
 			continue;
+		if (S_ISFIFO(st.st_mode)) {
+			v = fcntl(fd, F_GETPIPE_SZ);
+			if (v > 0 && (uint32_t)v > t->pipe_sz)
+				t->pipe_sz = (uint32_t)v;
+		} else if (S_ISSOCK(st.st_mode)) {
+			if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &l) == 0 && (uint32_t)v > t->sndbuf)
+				t->sndbuf = (uint32_t)v;
+			l = sizeof(v);
+			if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &l) == 0 && (uint32_t)v > t->rcvbuf)
+				t->rcvbuf = (uint32_t)v;
+		} else if (mq_getattr(fd, &a) == 0) {
+			t->mq_maxmsg = (uint32_t)a.mq_maxmsg;
+			t->mq_msgsize = (uint32_t)a.mq_msgsize;
 		}
-		ssize_t got = ops->recv(c, b->r, b->rcap, 0);
-		if (got == -EAGAIN) {
-			uint64_t dl = 0;
-			if (c->lossy && done < sent) {
-				uint64_t give_up = last_act + LOSSY_TIMEOUT_MS * 1000000ull;
-				if (now >= give_up) {
-					/* Silence: what is in flight is lost. */
-					*lost += sent - done;
-					done = sent;
-					forget = seq0 + sent;
-					continue;
-				}
-				dl = give_up;
-			}
-			if (!stopped && sent - done < win && (!dl || (uint64_t)due < dl))
-				dl = (uint64_t)due;
-			if (!stopped && budget_ns && (!dl || t0 + budget_ns < dl))
-				dl = t0 + budget_ns;
-			if (ops->wait) {
-				int r = ops->wait(c, dl);
-				if (r)
-					return r;
-			}
-			continue;
-		}
-		if (got < 0)
-			return (int)got;
-		uint64_t t1 = now_ns(), rs;
-		last_act = t1;
-		if (msg_check(b->r, got, c->size, &rs)) {
-			(*errors)++;
-			done++;
-			continue;
-		}
-		if (c->lossy && rs < forget)
-			continue;   /* a late echo of a ping given up on, or of an earlier turn */
-		if (rs < seq0 || rs >= seq0 + sent) {
-			(*errors)++;
-			done++;
-			continue;
-		}
-		int64_t sched = DUE(rs - seq0);
-		hist_add(h, (int64_t)t1 > sched ? (uint64_t)((int64_t)t1 - sched) : 0);
-		done++;
-	}
-#undef DUE
-	*seq = seq0 + sent;
-	return 0;
-}
-
-/* The child's side of a round: echo until STOP(round). */
-static int pong_round(struct chan *c, struct bufs *b, uint32_t round, uint64_t *errors)
-{
-	for (;;) {
-		uint64_t s = 0;
-		ssize_t got = c->ops->recv(c, b->r, b->rcap, -1);
-		if (got < 0)
-			return (int)got;
-		if (msg_check(b->r, got, c->size, &s))
-			(*errors)++;
-		int r = c->ops->send(c, b->r, c->size);
-		if (r)
-			return r;
-		if (s == (SEQ_STOP | round))
-			return 0;
 	}
 }
 
-static int batch_of(const struct chan *c, const struct bench_opts *o)
+static void size_k(char *buf, size_t cap, uint64_t v)
 {
-	if (!c->ops->tsendv || o->batch <= 1 || c->batch == 1)
-		return 1;
-	size_t max = BATCH_BYTES / c->size;
-	if (max < 1)
-		max = 1;
-	return (size_t)o->batch < max ? o->batch : (int)max;
+	if (v >= (1u << 20))
+		snprintf(buf, cap, v % (1u << 20) ? "%.1fM" : "%.0fM", (double)v / 1048576.0);
+	else if (v >= 1024)
+		snprintf(buf, cap, v % 1024 ? "%.1fK" : "%.0fK", (double)v / 1024.0);
+	else
+		snprintf(buf, cap, "%llu", (unsigned long long)v);
 }
 
-static int tput_send(struct chan *c, struct bufs *b, const struct bench_opts *o, struct row *row)
+/* "pipe 128K", "sockbuf 208K/208K", "queue 10x8K", "shm 2M". A channel in
+ * shared memory shows only that: its sockets carry the rendezvous. */
+static void tuning_str(const struct tuning *t, char *buf, size_t cap)
 {
-	int (*send)(struct chan *, const void *, size_t) = c->ops->tsend ? c->ops->tsend : c->ops->send;
-	int batch = batch_of(c, o), r = 0;
-	uint64_t limit = o->count_set ? o->count : UINT64_MAX;
-	uint64_t dur = o->count_set ? UINT64_MAX : (uint64_t)(o->duration * 1e9);
-	uint64_t sent = 0, cpu0, ctx0, cpu1, ctx1, it = 0;
-	ipc_msg m[256];
-	struct tput_report rep;
-
-	c->tput = true;
-	for (int j = 0; j < batch; j++)
-		m[j] = (ipc_msg){ .data = b->s + (size_t)j * c->size, .len = c->size };
-	usage_now(&cpu0, &ctx0);
-	uint64_t t0 = now_ns();
-	while (sent < limit) {
-		if ((batch > 1 || (it & 15) == 0) && now_ns() - t0 >= dur)
-			break;
-		it++;
-		uint64_t k = limit - sent < (uint64_t)batch ? limit - sent : (uint64_t)batch;
-		for (uint64_t j = 0; j < k; j++)
-			msg_fill(b->s + j * c->size, c->size, sent + j);
-		r = batch > 1 ? c->ops->tsendv(c, m, k) : send(c, b->s, c->size);
-		if (r)
-			goto out;
-		sent += k;
+	char a[32], b[32];
+	size_t n = 0;
+	buf[0] = 0;
+	if (t->shm_bytes) {
+		size_k(a, sizeof(a), t->shm_bytes);
+		snprintf(buf, cap, "shm %s", a);
+		return;
 	}
-	/* END, then the receiver's report on the control socket. A lossy
-	 * channel may drop END: resend it until the report comes. */
-	for (int tries = 0;; tries++) {
-		msg_fill(b->s, c->size, SEQ_END);
-		r = send(c, b->s, c->size);
-		if (r)
-			goto out;
-		r = ctl_read(c->ctl, &rep, sizeof(rep), c->lossy ? 50 : CTL_TIMEOUT_MS);
-		if (r != -ETIMEDOUT || !c->lossy || tries > 200)
-			break;
+	if (t->pipe_sz) {
+		size_k(a, sizeof(a), t->pipe_sz);
+		n += (size_t)snprintf(buf + n, cap - n, "pipe %s", a);
 	}
-	if (r)
-		goto out;
-	uint64_t t1 = now_ns();
-	usage_now(&cpu1, &ctx1);
-	row->sent = sent;
-	row->count = rep.received;
-	row->errors += rep.errors;
-	/* Lossy channels: the sender knows how many it sent, so messages
-	 * dropped after the last one received count too. */
-	row->lost = c->lossy && sent > rep.received ? sent - rep.received : 0;
-	row->elapsed_s = (double)(t1 - t0) / 1e9;
-	row->msgs_per_s = row->elapsed_s > 0 ? (double)rep.received / row->elapsed_s : 0;
-	row->bytes_per_s = row->msgs_per_s * (double)c->size;
-	row->cpu_ns[0] = sent ? (double)(cpu1 - cpu0) / (double)sent : 0;
-	row->cpu_ns[1] = rep.received ? (double)rep.cpu_ns / (double)rep.received : 0;
-	row->ctx[0] = ctx1 - ctx0;
-	row->ctx[1] = rep.ctx;
-	row->batch = batch;
-out:
-	c->tput = false;
-	return r;
+	if (t->sndbuf && n < cap) {
+		size_k(a, sizeof(a), t->sndbuf);
+		size_k(b, sizeof(b), t->rcvbuf);
+		n += (size_t)snprintf(buf + n, cap - n, "%ssockbuf %s/%s", n ? ", " : "", a, b);
+	}
+	if (t->mq_maxmsg && n < cap) {
+		size_k(a, sizeof(a), t->mq_msgsize);
+		snprintf(buf + n, cap - n, "%squeue %ux%s", n ? ", " : "", t->mq_maxmsg, a);
+	}
 }
 
-static int tput_recv(struct chan *c, struct bufs *b)
-{
-	ssize_t (*recv)(struct chan *, void *, size_t, int) = c->ops->trecv ? c->ops->trecv : c->ops->recv;
-	struct tput_report rep = { 0 };
-	uint64_t expect = 0, cpu0 = 0, ctx0 = 0, cpu1, ctx1, s;
-	bool first = true;
-	int r;
+/* ---- rows ---- */
 
-	c->tput = true;
-	for (;;) {
-		ssize_t got = recv(c, b->r, b->rcap, c->lossy ? 5000 : -1);
-		if (got < 0) {
-			r = (int)got;
-			goto out;
-		}
-		if (first) {
-			/* Count from the first arrival: before it the receiver
-			 * only waited (or spun) for the sender to start. */
-			usage_now(&cpu0, &ctx0);
-			first = false;
-		}
-		if (msg_check(b->r, got, c->size, &s)) {
-			rep.errors++;
-			continue;
-		}
-		if (s == SEQ_END)
-			break;
-		if (c->lossy) {
-			/* Every intact data message counts once, late or not;
-			 * the sender works out the losses from what it sent. */
-			if (s & SEQ_STOP)
-				continue;   /* a resent STOP of the latency rounds */
-			if (s >= expect)
-				expect = s + 1;
-		} else {
-			if (s != expect)
-				rep.errors++;
-			expect = s + 1;
-		}
-		rep.received++;
+static void label_row(struct row *w, const struct chan *c, int mode, double gap_ms,
+		      const struct bench_opts *o, bool remote)
+{
+	memset(w, 0, sizeof(*w));
+	snprintf(w->backend, sizeof(w->backend), "%s", c->s.backend);
+	snprintf(w->impl, sizeof(w->impl), "%s", c->s.impl);
+	snprintf(w->variant, sizeof(w->variant), "%s", c->s.variant);
+	snprintf(w->wait, sizeof(w->wait), "%s", c->s.wait);
+	snprintf(w->group, sizeof(w->group), "%s", c->s.group);
+	snprintf(w->baseline, sizeof(w->baseline), "%s", c->s.baseline);
+	w->mode = mode;
+	w->size = c->s.size;
+	w->pairs = 1;
+	w->batch = mode == MODE_THROUGHPUT ? batch_of(c, o) : 1;
+	w->threads = c->s.threads;
+	w->remote = remote;
+	w->lossy = c->s.lossy;
+	w->rate = mode == MODE_LATENCY ? o->rate : 0;
+	w->gap_ms = gap_ms;
+	hist_init(&w->h);
+}
+
+struct turn_plan { int chan, row, mode; uint64_t gap_ns; };
+
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void shuffle(struct turn_plan *t, int n, uint64_t seed, int round)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + (uint64_t)round * 0xbf58476d1ce4e5b9ull + 1;
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)(rng_next(&x) % (uint64_t)(i + 1));
+		struct turn_plan tmp = t[i];
+		t[i] = t[j];
+		t[j] = tmp;
 	}
-	usage_now(&cpu1, &ctx1);
-	rep.cpu_ns = cpu1 - cpu0;
-	rep.ctx = ctx1 - ctx0;
-	r = ctl_write(c->ctl, &rep, sizeof(rep));
-	/* Swallow resent ENDs so they do not reach the next stream. */
-	while (!r && c->lossy && recv(c, b->r, b->rcap, 100) >= 0)
-		;
-out:
-	c->tput = false;
-	return r;
+}
+
+static uint64_t per_round(uint64_t total, int rounds)
+{
+	return (total + (uint64_t)rounds - 1) / (uint64_t)rounds;
+}
+
+/* Store one turn's outcome as round r of row w. */
+static void account(struct row *w, int r, const struct turn_out *t, const hist *th)
+{
+	w->errors += t->errors + t->echo.errors;
+	w->lost += t->lost;
+	w->elapsed_s += (double)t->elapsed_ns / 1e9;
+	w->ctx[0] += t->nvcsw + t->nivcsw;
+	w->ctx[1] += t->echo.nvcsw + t->echo.nivcsw;
+	w->vcsw[0] += t->nvcsw;
+	w->vcsw[1] += t->echo.nvcsw;
+	if (r + 1 > w->rounds)
+		w->rounds = r + 1;
+	if (w->mode != MODE_THROUGHPUT) {
+		w->count += t->count;
+		hist_merge(&w->h, th);
+		w->fig[r][FIG_P50] = (double)hist_percentile(th, 50);
+		w->fig[r][FIG_P90] = (double)hist_percentile(th, 90);
+		w->fig[r][FIG_P99] = (double)hist_percentile(th, 99);
+		w->fig[r][FIG_P999] = (double)hist_percentile(th, 99.9);
+		w->fig[r][FIG_MEAN] = hist_mean(th);
+		return;
+	}
+	w->count += t->count;
+	w->sent += t->sent;
+	w->fig[r][FIG_MSGS] = t->elapsed_ns ? (double)t->count * 1e9 / (double)t->elapsed_ns : 0;
+	w->fig[r][FIG_CPU_S] = t->sent ? (double)t->cpu_ns / (double)t->sent : 0;
+	w->fig[r][FIG_CPU_R] = t->echo.received ? (double)t->echo.cpu_ns / (double)t->echo.received : 0;
 }
 
 static void fail_msg(const struct chan *c, const char *what, int err)
 {
-	fprintf(stderr, "ipckit-bench: %s %s%s%s %u B %s: %s\n", c->backend, c->impl,
-		c->variant[0] ? "/" : "", c->variant, (unsigned)c->size, what,
+	fprintf(stderr, "ipckit-bench: %s %s%s%s %u B %s: %s\n", c->s.backend, c->s.impl,
+		c->s.variant[0] ? "/" : "", c->s.variant, (unsigned)c->s.size, what,
 		err < 0 ? ipc_strerror(err) : "failed");
 }
 
-/* The child: 0 or a negative errno (its exit status is the errno). */
-static int child_main(struct chan *chans, int n, const struct bench_opts *o, int ctl)
+static int ep_open(struct chan *c, int side, int ctl)
 {
-	struct bufs b;
-	uint64_t *errs = calloc((size_t)n, sizeof(*errs));
+	struct ep *e = &c->ep[side];
+	e->c = c;
+	e->side = side;
+	e->ctl = ctl;
+	e->st = calloc(1, c->k->ep_size ? c->k->ep_size : 1);
+	return e->st ? c->k->open(e) : -ENOMEM;
+}
+
+static void ep_close(struct chan *c, int side)
+{
+	struct ep *e = &c->ep[side];
+	if (!e->st)
+		return;
+	c->k->close(e);
+	free(e->st);
+	e->st = NULL;
+}
+
+/* ---- echo side ---- */
+
+int echo_main(struct chan *chans, int n, const struct bench_opts *o, int ctl, bool threads)
+{
+	struct bufs b = { 0 };
 	int r = pin_cpu(o->pin[1]);
-	if (!r && !errs)
-		r = -ENOMEM;
+	turns_setup(o);
 	if (!r)
-		r = bufs_init(&b, chans[0].size, 1);
-	if (r)
-		return r;
-	for (int i = 0; i < n; i++) {
-		r = chan_open(&chans[i], 1, ctl);
-		if (r) {
-			fail_msg(&chans[i], "open (child)", r);
-			return r;
-		}
-		r = pong_round(&chans[i], &b, HELLO_ROUND, &errs[i]);
-		if (r) {
-			fail_msg(&chans[i], "first message (child)", r);
-			return r;
-		}
+		r = bufs_init(&b, chans[0].s.size, o->batch);
+	for (int i = 0; !r && i < n; i++) {
+		struct chan *c = &chans[i];
+		if (c->s.threads != threads)
+			continue;
+		r = ctl_read(ctl, &c->want, sizeof(c->want), CTL_TIMEOUT_MS);
+		if (!r && (r = ep_open(c, 1, ctl)) != 0)
+			fail_msg(c, "open (echo side)", r);
+		if (!r && (r = pong_turn(&c->ep[1], &b, HELLO_TURN)) != 0)
+			fail_msg(c, "first message (echo side)", r);
 	}
-	if (o->modes & MODE_LATENCY) {
-		for (int k = 0; k < o->rounds; k++)
-			for (int i = 0; i < n; i++) {
-				if (chans[i].tput_only)
-					continue;
-				r = pong_round(&chans[i], &b, (uint32_t)k, &errs[i]);
-				if (r) {
-					fail_msg(&chans[i], "latency (child)", r);
-					return r;
-				}
-			}
-		if (ctl_write(ctl, errs, (size_t)n * sizeof(*errs)))
-			return r;
-	}
-	if (o->modes & MODE_THROUGHPUT) {
-		for (int i = 0; i < n; i++) {
-			r = tput_recv(&chans[i], &b);
-			if (r) {
-				fail_msg(&chans[i], "throughput (receiver)", r);
-				return r;
-			}
+	while (!r) {
+		struct turn_desc t;
+		r = ctl_read(ctl, &t, sizeof(t), -1);
+		if (r || t.what == T_DONE)
+			break;
+		if (t.row >= (uint32_t)n || !chans[t.row].ep[1].st) {
+			r = -EPROTO;
+			break;
 		}
+		struct ep *e = &chans[t.row].ep[1];
+		r = t.what == T_PONG ? pong_turn(e, &b, t.turn) : sink_turn(e, &b, t.turn);
+		if (r)
+			fail_msg(e->c, t.what == T_PONG ? "echo" : "receive", r);
 	}
 	for (int i = 0; i < n; i++)
-		chan_close(&chans[i]);
+		if (chans[i].s.threads == threads)
+			ep_close(&chans[i], 1);
 	bufs_free(&b);
-	free(errs);
-	return 0;
+	return r;
 }
 
-/* One channel's turn in latency round k: the warm-up first (round 0),
- * then its share of the samples, then STOP(k). */
-static int lat_turn(struct chan *c, struct bufs *b, const struct bench_opts *o, int k,
-		    uint64_t n, uint64_t budget, uint64_t *seq, struct row *w)
+struct echo_thread { struct chan *chans; int n; const struct bench_opts *o; int ctl; int r; };
+
+static void *echo_thread_main(void *arg)
 {
-	int r;
-	if (k == 0 && o->warmup) {
-		/* The warm-up has its own cap: a tenth of the row's time. */
-		uint64_t wb = o->lat_cap > 0 ? (uint64_t)(o->lat_cap * 1e8) : 0;
-		r = ping_closed(c, b, seq, o->warmup, wb, NULL, &w->errors, &w->lost);
-		if (r)
-			return r;
-	}
-	if (o->rate > 0)
-		r = ping_open(c, b, seq, n, budget, o->rate, &w->h, &w->errors, &w->lost);
-	else
-		r = ping_closed(c, b, seq, n, budget, &w->h, &w->errors, &w->lost);
-	return r ? r : stop_round(c, b, (uint32_t)k, &w->errors);
+	struct echo_thread *t = arg;
+	t->r = echo_main(t->chans, t->n, t->o, t->ctl, true);
+	close(t->ctl);   /* the leader sees the hang-up */
+	return NULL;
 }
 
-static void label_row(struct row *w, const struct chan *c, int mode, const struct bench_opts *o)
-{
-	memset(w, 0, sizeof(*w));
-	snprintf(w->backend, sizeof(w->backend), "%s", c->backend);
-	snprintf(w->impl, sizeof(w->impl), "%s", c->impl);
-	snprintf(w->variant, sizeof(w->variant), "%s", c->variant);
-	snprintf(w->wait, sizeof(w->wait), "%s", c->wait);
-	w->mode = mode;
-	w->size = (uint32_t)c->size;
-	w->pairs = 1;
-	w->batch = 1;
-	w->rate = mode == MODE_LATENCY ? o->rate : 0;
-	hist_init(&w->h);
-}
+/* ---- leader ---- */
 
-/* What the signal handler of a leader cleans up. */
 static struct chan *volatile sig_chans;
 static volatile int sig_nchans;
 static volatile pid_t sig_child;
 
-/* SIGTERM (from the main process, when it is interrupted) or SIGINT
- * (--transfer runs in the terminal's process group): take the child down,
- * remove the names this group created, exit. Async-signal-safe. */
+void chans_unlink(const struct chan *chans, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (chans[i].k->unlink && chans[i].prep)
+			chans[i].k->unlink(&chans[i]);
+}
+
+/* SIGTERM (from the main process, when it is interrupted): take the child
+ * down, remove the names this group created, exit. Async-signal-safe. */
 static void leader_signal(int sig)
 {
 	if (sig_child > 0)
 		kill(sig_child, SIGKILL);
-	for (int i = 0; sig_chans && i < sig_nchans; i++)
-		chan_unlink_names(&sig_chans[i]);
+	if (sig_chans)
+		chans_unlink(sig_chans, sig_nchans);
 	_exit(128 + sig);
 }
 
-int run_group(struct chan *chans, int n, const struct bench_opts *o,
-	      struct row *rows, int max_rows, void (*progress)(const char *msg))
+struct group_run {
+	struct chan *chans;
+	int n;
+	const struct bench_opts *o;
+	struct row *rows;
+	int nrows;
+	int (*row_of)[2 + MAX_GAPS];   /* chan -> row index per mode slot, -1 none */
+	struct fdset *prep_fds;        /* per chan: the descriptors its prepare made */
+	int ctl, tctl;
+	struct bufs b;
+	hist *th;
+	progress_fn progress;
+	bool remote;
+};
+
+/* Open every row on the leader's side; fill the rows to be measured. */
+static int open_rows(struct group_run *g, int *bad)
+{
+	const struct bench_opts *o = g->o;
+	for (int i = 0; i < g->n; i++) {
+		struct chan *c = &g->chans[i];
+		int ctl = c->s.threads ? g->tctl : g->ctl, r;
+		struct fdset before;
+		struct maps mbefore;
+		if (g->progress) {
+			char msg[96];
+			snprintf(msg, sizeof(msg), "%u B: opening %s %s%s%s", c->s.size, c->s.backend,
+				 c->s.impl, *c->s.variant ? " " : "", c->s.variant);
+			g->progress(i, msg);
+		}
+		if (c->s.tune_from >= 0 && c->s.tune_from < g->n)
+			c->want = g->chans[c->s.tune_from].got;
+		fds_list(&before);
+		maps_list(&mbefore);
+		r = ctl_write(ctl, &c->want, sizeof(c->want));
+		if (!r && (r = ep_open(c, 0, ctl)) != 0)
+			fail_msg(c, "open", r);
+		if (!r && (r = hello_turn(&c->ep[0], &g->b)) != 0)
+			fail_msg(c, "first message", r);
+		if (r) {
+			*bad = i;
+			return r;
+		}
+		tuning_probe(&before, &g->prep_fds[i], &c->got);
+		c->got.shm_bytes = maps_new_bytes(&mbefore);
+		for (int s = 0; s < 2 + MAX_GAPS; s++)
+			g->row_of[i][s] = -1;
+		int modes[2] = { MODE_LATENCY, MODE_THROUGHPUT };
+		for (int s = 0; s < 2 + o->ngaps; s++) {
+			int mode = s < 2 ? modes[s] : MODE_GAP;
+			if (!(o->modes & mode) || (mode != MODE_THROUGHPUT && c->s.tput_only))
+				continue;
+			struct row *w = &g->rows[g->nrows];
+			label_row(w, c, mode, s >= 2 ? o->gap_ms[s - 2] : 0, o, g->remote);
+			tuning_str(&c->got, w->tuning, sizeof(w->tuning));
+			g->row_of[i][s] = g->nrows++;
+		}
+	}
+	return 0;
+}
+
+static const char *mode_name(int mode)
+{
+	return mode == MODE_LATENCY ? "latency" : mode == MODE_THROUGHPUT ? "throughput" : "idle gap";
+}
+
+static int run_rounds(struct group_run *g, int *bad)
+{
+	const struct bench_opts *o = g->o;
+	struct turn_plan *plan = calloc((size_t)g->nrows + 1, sizeof(*plan));
+	uint32_t turn_id = 1;
+	uint64_t last_progress = 0;
+	int np = 0, r = 0;
+	if (!plan)
+		return -ENOMEM;
+	for (int i = 0; i < g->n; i++)
+		for (int s = 0; s < 2 + MAX_GAPS; s++)
+			if (g->row_of[i][s] >= 0)
+				plan[np++] = (struct turn_plan){
+					.chan = i, .row = g->row_of[i][s],
+					.mode = g->rows[g->row_of[i][s]].mode,
+					.gap_ns = s >= 2 ? (uint64_t)(o->gap_ms[s - 2] * 1e6) : 0 };
+	uint64_t lat_n = per_round(o->count, o->rounds), gap_n = per_round(o->gap_count, o->rounds);
+	uint64_t lat_budget = o->lat_cap > 0 ? (uint64_t)(o->lat_cap * 1e9 / o->rounds) : 0;
+	uint64_t tput_limit = o->count_set ? per_round(o->count, o->rounds) : UINT64_MAX;
+	uint64_t tput_dur = o->count_set ? UINT64_MAX : (uint64_t)(o->duration * 1e9 / o->rounds);
+	for (int k = 0; k < o->rounds && !r; k++) {
+		shuffle(plan, np, o->seed, k);
+		for (int t = 0; t < np && !r; t++) {
+			struct chan *c = &g->chans[plan[t].chan];
+			struct row *w = &g->rows[plan[t].row];
+			struct turn_out out;
+			int ctl = c->s.threads ? g->tctl : g->ctl;
+			struct turn_desc d = { .what = plan[t].mode == MODE_THROUGHPUT ? T_SINK : T_PONG,
+					       .row = (uint32_t)plan[t].chan, .turn = turn_id++ };
+			if (g->progress && now_ns() - last_progress > 100000000u) {
+				char msg[160];
+				snprintf(msg, sizeof(msg), "%u B, round %d/%d: %s %s%s%s %s", c->s.size, k + 1,
+					 o->rounds, c->s.backend, c->s.impl, *c->s.variant ? " " : "",
+					 c->s.variant, mode_name(plan[t].mode));
+				g->progress(plan[t].chan, msg);
+				last_progress = now_ns();
+			}
+			r = ctl_write(ctl, &d, sizeof(d));
+			if (!r && plan[t].mode == MODE_THROUGHPUT) {
+				r = tput_turn(&c->ep[0], &g->b, d.turn, tput_limit, tput_dur, &out);
+			} else if (!r) {
+				/* The first latency turn of a row has the warm-up (at
+				 * most a tenth of the row's time cap); later turns
+				 * warm up with a few pings after the other rows ran. */
+				bool first = plan[t].mode == MODE_LATENCY && w->rounds == 0;
+				uint64_t wu = plan[t].mode != MODE_LATENCY ? 0 : first ? o->warmup : 8;
+				uint64_t wb = first && o->lat_cap > 0 ? (uint64_t)(o->lat_cap * 1e8) : 0;
+				hist_init(g->th);
+				r = lat_turn(&c->ep[0], &g->b, d.turn, plan[t].mode == MODE_GAP ? gap_n : lat_n,
+					     plan[t].mode == MODE_GAP ? 0 : lat_budget, wu, wb, plan[t].gap_ns,
+					     g->th, &out);
+			}
+			if (r) {
+				fail_msg(c, mode_name(plan[t].mode), r);
+				*bad = plan[t].chan;
+			} else {
+				account(w, k, &out, g->th);
+			}
+		}
+	}
+	free(plan);
+	return r;
+}
+
+static int done_all(struct group_run *g)
+{
+	struct turn_desc d = { .what = T_DONE };
+	int r = g->ctl >= 0 ? ctl_write(g->ctl, &d, sizeof(d)) : 0;
+	if (g->tctl >= 0) {
+		int r2 = ctl_write(g->tctl, &d, sizeof(d));
+		r = r ? r : r2;
+	}
+	return r;
+}
+
+static int reap_child(pid_t pid, bool failed, const struct chan *c0)
+{
+	int status, r = 0;
+	if (failed)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!failed && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+		/* The child's exit status is its errno. */
+		r = WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
+		if (WIFEXITED(status))
+			fprintf(stderr, "ipckit-bench: %u B: echo process failed: %s\n", c0->s.size,
+				ipc_strerror(r));
+		else
+			fprintf(stderr, "ipckit-bench: %u B: echo process killed by signal %d\n",
+				c0->s.size, WTERMSIG(status));
+	}
+	return r;
+}
+
+int run_group(struct chan *chans, int n, const struct bench_opts *o, struct row *rows,
+	      int max_rows, progress_fn progress, const char *remote, int *bad_row)
 {
 	struct sigaction sa = { .sa_handler = leader_signal }, old_term, old_int;
 	sigset_t block, oldmask;
-	int sv[2] = { -1, -1 }, r = 0, nrows = 0, status;
+	int sv[2] = { -1, -1 }, tv[2] = { -1, -1 }, r = 0;
 	pid_t pid = -1;
-	struct bufs b = { 0 };
-	char msg[160];
+	pthread_t th;
+	bool have_thread = false, any_threads = false;
+	struct echo_thread et;
+	struct group_run g = { .chans = chans, .n = n, .o = o, .rows = rows, .ctl = -1, .tctl = -1,
+			       .progress = progress, .remote = remote != NULL };
 
-	if (n <= 0 || 2 * n > max_rows)
+	*bad_row = -1;
+	if (n <= 0 || (2 + o->ngaps) * n > max_rows)
 		return -EINVAL;
+	turns_setup(o);
+	g.row_of = calloc((size_t)n, sizeof(*g.row_of));
+	g.prep_fds = calloc((size_t)n, sizeof(*g.prep_fds));
+	g.th = malloc(sizeof(*g.th));
+	if (!g.row_of || !g.th || !g.prep_fds) {
+		r = -ENOMEM;
+		goto out;
+	}
 	sig_chans = chans;
 	sig_nchans = n;
 	sig_child = -1;
@@ -533,146 +540,128 @@ int run_group(struct chan *chans, int n, const struct bench_opts *o,
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
-	for (int i = 0; i < n; i++) {
-		chans[i].idx = i;
-		r = chan_prepare(&chans[i]);
-		if (r) {
-			fail_msg(&chans[i], "prepare", r);
+	for (int i = 0; i < n && !r; i++) {
+		struct chan *c = &chans[i];
+		c->idx = i;
+		c->srv_side = remote ? 1 : 0;
+		any_threads |= c->s.threads;
+		if (!c->host[0])
+			snprintf(c->host, sizeof(c->host), "127.0.0.1");
+		c->prep = c->k->prep_size ? calloc(1, c->k->prep_size) : NULL;
+		if (c->k->prep_size && !c->prep)
+			r = -ENOMEM;
+		else if (c->k->prepare) {
+			struct fdset *before = malloc(sizeof(*before)), *p = &g.prep_fds[i];
+			if (!before) {
+				r = -ENOMEM;
+				break;
+			}
+			fds_list(before);
+			if ((r = c->k->prepare(c)) != 0)
+				fail_msg(c, "prepare", r), *bad_row = i;
+			fds_list(p);
+			int k = 0;
+			for (int j = 0; j < p->n; j++)
+				if (!fds_has(before, p->fd[j]))
+					p->fd[k++] = p->fd[j];
+			p->n = k;
+			free(before);
+		}
+	}
+	if (r)
+		goto out;
+	if (remote) {
+		r = remote_session(remote, chans, n, o);
+		if (r < 0)
+			goto out;
+		g.ctl = r;
+		r = 0;
+	} else {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			r = -errno;
 			goto out;
 		}
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = -errno;
-		goto out;
-	}
-	fflush(NULL);
-	/* The child dies of SIGTERM (it shares the leader's process group);
-	 * the leader's handler must know its pid before a signal can come. */
-	sigprocmask(SIG_BLOCK, &block, &oldmask);
-	pid = fork();
-	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
+		fflush(NULL);
+		/* The child dies of SIGTERM (it shares the leader's process
+		 * group); the leader's handler must know its pid first. */
+		sigprocmask(SIG_BLOCK, &block, &oldmask);
+		pid = fork();
+		if (pid == 0) {
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGINT, SIG_DFL);
+			sigprocmask(SIG_SETMASK, &oldmask, NULL);
+			close(sv[0]);
+			int e = echo_main(chans, n, o, sv[1], false);
+			_exit(e < 0 ? (-e > 255 ? 255 : -e) : 0);
+		}
+		if (pid > 0)
+			sig_child = pid;
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
-		close(sv[0]);
-		int e = child_main(chans, n, o, sv[1]);
-		_exit(e < 0 ? (-e > 255 ? 255 : -e) : 0);
+		if (pid < 0) {
+			r = -errno;
+			goto out;
+		}
+		close(sv[1]);
+		sv[1] = -1;
+		g.ctl = sv[0];
 	}
-	if (pid > 0)
-		sig_child = pid;
-	sigprocmask(SIG_SETMASK, &oldmask, NULL);
-	if (pid < 0) {
-		r = -errno;
-		goto out;
+	if (any_threads) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) < 0) {
+			r = -errno;
+			goto out;
+		}
+		et = (struct echo_thread){ .chans = chans, .n = n, .o = o, .ctl = tv[1] };
+		if (pthread_create(&th, NULL, echo_thread_main, &et)) {
+			r = -EAGAIN;
+			goto out;
+		}
+		have_thread = true;
+		tv[1] = -1;   /* the thread closes it */
+		g.tctl = tv[0];
 	}
-	close(sv[1]);
-	sv[1] = -1;
 	r = pin_cpu(o->pin[0]);
-	if (r)
-		goto out;
-	r = bufs_init(&b, chans[0].size, o->batch);
-	if (r)
-		goto out;
-	uint64_t *seq = calloc((size_t)n, sizeof(*seq));
-	if (!seq) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (int i = 0; i < n; i++) {
-		uint64_t e = 0;
-		r = chan_open(&chans[i], 0, sv[0]);
-		if (r) {
-			fail_msg(&chans[i], "open", r);
-			goto out_seq;
-		}
-		r = stop_round(&chans[i], &b, HELLO_ROUND, &e);
-		if (r) {
-			fail_msg(&chans[i], "first message", r);
-			goto out_seq;
-		}
-	}
-	if (o->modes & MODE_LATENCY) {
-		struct row *lat = rows + nrows;
-		uint64_t per_round = (o->count + (uint64_t)o->rounds - 1) / (uint64_t)o->rounds;
-		uint64_t budget = o->lat_cap > 0 ? (uint64_t)(o->lat_cap * 1e9 / o->rounds) : 0;
-		int nl = 0;   /* latency rows: the channels that are not tput_only */
-		for (int i = 0; i < n; i++)
-			if (!chans[i].tput_only)
-				label_row(&lat[nl++], &chans[i], MODE_LATENCY, o);
-		nrows += nl;
-		snprintf(msg, sizeof(msg), "%s %u B latency (%d rows interleaved)",
-			 chans[0].backend, (unsigned)chans[0].size, nl);
-		progress(msg);
-		for (int k = 0; k < o->rounds; k++) {
-			for (int i = 0, j = 0; i < n; i++) {
-				if (chans[i].tput_only)
-					continue;
-				r = lat_turn(&chans[i], &b, o, k, per_round, budget, &seq[i], &lat[j++]);
-				if (r) {
-					fail_msg(&chans[i], "latency", r);
-					goto out_seq;
-				}
-			}
-		}
-		uint64_t *cerr = calloc((size_t)n, sizeof(*cerr));
-		r = cerr ? ctl_read(sv[0], cerr, (size_t)n * sizeof(*cerr), CTL_TIMEOUT_MS) : -ENOMEM;
-		for (int i = 0, j = 0; cerr && !r && i < n; i++) {
-			if (chans[i].tput_only)
-				continue;
-			lat[j].errors += cerr[i];
-			lat[j].count = lat[j].h.count;
-			j++;
-		}
-		free(cerr);
-		if (r)
-			goto out_seq;
-	}
-	if (o->modes & MODE_THROUGHPUT) {
-		for (int i = 0; i < n; i++) {
-			struct chan *c = &chans[i];
-			struct row *w = rows + nrows++;
-			label_row(w, c, MODE_THROUGHPUT, o);
-			snprintf(msg, sizeof(msg), "%s %s%s%s %u B throughput", c->backend, c->impl,
-				 c->variant[0] ? "/" : "", c->variant, (unsigned)c->size);
-			progress(msg);
-			r = tput_send(c, &b, o, w);
-			if (r) {
-				fail_msg(c, "throughput", r);
-				goto out_seq;
-			}
-		}
-	}
-out_seq:
-	free(seq);
+	if (!r)
+		r = bufs_init(&g.b, chans[0].s.size, o->batch);
+	if (!r)
+		r = open_rows(&g, bad_row);
+	if (!r)
+		r = run_rounds(&g, bad_row);
+	if (!r)
+		r = done_all(&g);
 out:
 	for (int i = 0; i < n; i++)
-		chan_close(&chans[i]);
-	if (sv[0] >= 0)
-		close(sv[0]);
-	if (sv[1] >= 0)
-		close(sv[1]);
+		ep_close(&chans[i], 0);
+	if (g.ctl >= 0)
+		close(g.ctl);
+	if (have_thread) {
+		if (g.tctl >= 0)
+			close(g.tctl);
+		g.tctl = -1;
+		pthread_join(th, NULL);
+		if (!r && et.r)
+			r = et.r;
+	}
+	if (g.tctl >= 0)
+		close(g.tctl);
 	if (pid > 0) {
-		if (r)
-			kill(pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (!r && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-			/* The child's exit status is its errno. */
-			r = WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
-			if (WIFEXITED(status))
-				fprintf(stderr, "ipckit-bench: %s %u B: child failed: %s\n",
-					chans[0].backend, (unsigned)chans[0].size, ipc_strerror(r));
-			else
-				fprintf(stderr, "ipckit-bench: %s %u B: child killed by signal %d\n",
-					chans[0].backend, (unsigned)chans[0].size, WTERMSIG(status));
-		}
+		int e = reap_child(pid, r != 0, &chans[0]);
+		r = r ? r : e;
 	}
 	sig_child = -1;
-	for (int i = 0; i < n; i++)
-		chan_cleanup(&chans[i]);
+	for (int i = 0; i < n; i++) {
+		if (chans[i].k->unlink && chans[i].prep)
+			chans[i].k->unlink(&chans[i]);
+		if (chans[i].k->cleanup && chans[i].prep)
+			chans[i].k->cleanup(&chans[i]);
+		free(chans[i].prep);
+		chans[i].prep = NULL;
+	}
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGINT, &old_int, NULL);
 	sig_chans = NULL;
-	bufs_free(&b);
-	return r ? r : nrows;
+	bufs_free(&g.b);
+	free(g.row_of);
+	free(g.prep_fds);
+	free(g.th);
+	return r ? r : g.nrows;
 }

@@ -6,7 +6,7 @@
 # Each command is `ipckit-bench --transfer $TRANSFER --size $SIZE --backend B`:
 # fork, connect, move TRANSFER bytes one way in SIZE-byte messages, wait for
 # the acknowledgement, exit. Backends that cannot carry SIZE use their own
-# largest size (udp 32K; mq the kernel's msgsize_max), named in the command.
+# largest message (ipckit-bench --list-max), named in the command.
 # Writes OUTDIR/hyperfine.{json,md}; if OUTDIR/results.json exists, the
 # report there is rebuilt with ipckit-report so that it includes the table.
 # Environment: TRANSFER (default 256M), SIZE (default 64K), RUNS (default 5).
@@ -41,18 +41,15 @@ to_bytes() {
 }
 
 set --
-for b in $("$bench" --list); do
-	s=$(to_bytes "$size")
-	case $b in
-	udp) [ "$s" -gt 32768 ] && s=32768 ;;
-	mq)
-		m=$(cat /proc/sys/fs/mqueue/msgsize_max 2>/dev/null || echo 8192)
-		[ "$s" -gt "$m" ] && s=$m
-		;;
-	esac
-	set -- "$@" --command-name "$b ($s B messages)" \
-		"$bench --quiet --transfer $transfer --size $s --backend $b"
-done
+s=$(to_bytes "$size")
+"$bench" --list-max > "$out/.backends"
+while read -r b max; do
+	m=$s
+	[ "$m" -gt "$max" ] && m=$max
+	set -- "$@" --command-name "$b ($m B messages)" \
+		"$bench --quiet --transfer $transfer --size $m --backend $b"
+done < "$out/.backends"
+rm -f "$out/.backends"
 
 hyperfine -N --warmup 3 --runs "$runs" \
 	--export-json "$out/hyperfine.json" --export-markdown "$out/hyperfine.md" "$@"

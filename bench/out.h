@@ -1,54 +1,59 @@
 /*
- * out.h - results: rows to results.json (jansson), CSV, the terminal
- * table, and report.md with plots (report.c). Everything after the run
- * reads the JSON document, so ipckit-report rebuilds the same report from
- * saved results.json files.
+ * out.h - results: rows to results.json (jansson) and CSV (out.c), the
+ * terminal table (table.c). Everything after the run reads the JSON
+ * document, so ipckit-report rebuilds the same table and report from saved
+ * results.json files.
  */
 #ifndef BENCH_OUT_H
 #define BENCH_OUT_H
 
-#include "bench.h"
+#include "plan.h"
+#include "stats.h"
 
 #include <jansson.h>
 #include <stdio.h>
 
-struct skip {
-	char backend[16], impl[8], variant[16];
-	uint32_t size;
-	char reason[96];
-};
-
 struct run_info {
 	const struct bench_opts *o;
-	const char *waits;          /* wait list as given */
-	const char *sizes;          /* size list as given */
-	double total_s;             /* wall time of the whole run */
-	int failures;               /* groups that failed */
-	double load[2];             /* 1-minute load average at start, end */
-	json_t *backends;           /* {name: {max_msg, caps: [...]}} (stolen) */
+	const char *waits, *sizes;   /* as given */
+	double total_s;              /* wall time of the whole run */
+	int failures;
+	const struct plan *plan;     /* backends and skips */
+	json_t *noise, *costs;       /* machine.c (stolen) */
+	const char *remote;          /* --connect URL, NULL */
+	const char *remote_machine;
 };
 
-json_t *results_json(const struct row *rows, int n, const struct skip *skips, int nskip,
-		     const struct run_info *ri);
+json_t *results_json(const struct row *rows, int n, const struct run_info *ri);
 int write_csv(json_t *doc, const char *path);
 void print_table(json_t *doc, FILE *f);
 
-/* Helpers over a results document, shared with report.c. */
+/* Helpers over a results document, shared with report/. */
 const char *jstr(json_t *o, const char *key);
 double jnum(json_t *o, const char *key);
 double jnum2(json_t *o, const char *key, const char *sub);
-/* The label of a row's series: "unix ipckit", "shm ipckit wait=spin",
- * "shm raw spin", "ipc zmq". */
+/* A dotted figure ("rtt_ns.p50", "msgs_per_s") of a row. */
+double jfig(json_t *row, const char *key);
+/* The figure's median and interval (from ci95; a document without it
+ * gives lo = hi = the figure and n = 1). */
+void jci(json_t *row, const char *key, struct ci *c);
+/* Is the row's headline figure stable? (false when unknown) */
+bool jstable(json_t *row);
+/* The row's label (fmt.h series_label). */
 void series_name(json_t *row, char *buf, size_t cap);
-/* The raw row of the same backend, mode and size that a row compares with
- * (for shm ipckit: the spin mailbox; wait=block: the eventfd one; for
- * peers: unix or tcp raw), or NULL. */
+/* The raw row this row is compared with (its "baseline"), or NULL. */
 json_t *baseline_of(json_t *doc, json_t *row);
-/* A ratio as "1.23x", or with 3 significant digits below 0.1 ("0.0312x"). */
-const char *fmt_ratio(double x, char *buf, size_t cap);
-
-/* report.c: write DIR/report.md (+ SVG plots when gnuplot runs) from one
- * or more results documents (several: side by side, one per machine). */
-int write_report(json_t **docs, const char **names, int n, const char *dir, const char *hyperfine_md);
+/* The headline figure of row over its baseline's ("0.98x"), "" if none. */
+const char *baseline_ratio(json_t *doc, json_t *row, char *buf, size_t cap);
+/* The row's headline figure key: "rtt_ns.p50" or "msgs_per_s". */
+const char *headline_key(json_t *row);
+/* The sizes of mode's rows (gap rows: at gap ms) in the order they first
+ * appear; returns how many. */
+int doc_sizes(json_t *doc, const char *mode, double gap, double *sz, int max);
+/* The ipckit backend a row belongs to ("group"; its backend in documents
+ * older than that field). */
+const char *jgroup(json_t *row);
+/* Does the document's backend b have capability cap ("reliable", ...)? */
+bool has_cap(json_t *doc, const char *b, const char *cap);
 
 #endif

@@ -1,5 +1,5 @@
 /* test_hist.c - the benchmark histogram: geometry, precision, merging. */
-#include "hist.h"
+#include "../hist.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
