@@ -69,6 +69,8 @@ typedef struct ipc_opts {
 	                            appear; 0 = the default (5000); < 0 = one
 	                            try (in the URL, connect_timeout_ms=0 is
 	                            one try). */
+	int spin_us;             /* wait=adaptive: how long to poll before
+	                            sleeping; 0 = the backend's default. */
 	unsigned mode;           /* permission bits of created files and names;
 	                            default 0600. */
 } ipc_opts;

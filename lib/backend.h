@@ -61,6 +61,7 @@ enum {
 	IPC_SET_WAIT = 4,
 	IPC_SET_CONNECT_TIMEOUT = 8,
 	IPC_SET_MODE = 16,
+	IPC_SET_SPIN = 32,
 };
 
 /* Effective options: ipc_opts merged with the URL query, defaults filled. */
@@ -70,6 +71,7 @@ typedef struct ipc_cfg {
 	size_t capacity;        /* 0 = mechanism default */
 	int wait;               /* IPC_WAIT_* */
 	int connect_timeout_ms; /* >= 0 */
+	int spin_us;            /* >= 0; 0 = the backend's default */
 	unsigned mode;          /* permission bits, <= 0777 */
 	unsigned set;           /* IPC_SET_* */
 } ipc_cfg;
@@ -270,6 +272,24 @@ bool ipc__expired(ipc_deadline *d);
 static inline int ipc__timeout_err(const ipc_deadline *d)
 {
 	return d->ms == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+/*
+ * How a blocked call of a kernel backend waits (cfg.wait): the spin time in
+ * ns before it sleeps: -1 spin until the deadline (wait=spin), 0 sleep at
+ * once (wait=block, or adaptive on a single CPU), else cfg.spin_us, or the
+ * backend's default when that is 0. Spinning means trying again without
+ * waiting (non-blocking calls), with a pause between tries.
+ */
+#define IPC_KERNEL_SPIN_NS 0   /* kernel backends' adaptive default (docs/design.md) */
+int ipc__spin_ns(const ipc_cfg *cfg, int default_ns);
+static inline void ipc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
 }
 
 /* lib/core.c: lock m within dl (a channel's attach lock, which another

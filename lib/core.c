@@ -114,6 +114,22 @@ int ipc__mutex_lock_dl(pthread_mutex_t *m, ipc_deadline *dl)
 	return -r;
 }
 
+int ipc__spin_ns(const ipc_cfg *cfg, int default_ns)
+{
+	static int cpus;
+	if (cfg->wait == IPC_WAIT_SPIN)
+		return -1;
+	if (cfg->wait == IPC_WAIT_BLOCK)
+		return 0;
+	if (!cpus)
+		cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 2)
+		return 0; /* nobody else runs while we spin */
+	if (cfg->spin_us > 0)
+		return cfg->spin_us > INT32_MAX / 1000 ? INT32_MAX : cfg->spin_us * 1000;
+	return default_ns;
+}
+
 int ipc__remaining_ms(ipc_deadline *dl)
 {
 	if (dl->ms < 0)

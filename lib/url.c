@@ -22,8 +22,13 @@ int ipc__cfg_init(ipc_cfg *cfg, const ipc_opts *o)
 	cfg->mode = IPC_DEFAULT_MODE;
 	if (!o)
 		return 0;
-	if (o->wait < IPC_WAIT_ADAPTIVE || o->wait > IPC_WAIT_SPIN || o->mode > 0777)
+	if (o->wait < IPC_WAIT_ADAPTIVE || o->wait > IPC_WAIT_SPIN || o->mode > 0777 ||
+	    o->spin_us < 0)
 		return -EINVAL;
+	if (o->spin_us) {
+		cfg->spin_us = o->spin_us;
+		cfg->set |= IPC_SET_SPIN;
+	}
 	if (o->max_msg) {
 		cfg->max_msg = o->max_msg;
 		cfg->set |= IPC_SET_MAX_MSG;
@@ -133,6 +138,11 @@ static int query_apply(ipc_cfg *cfg, const char *q)
 				return -EINVAL;
 			cfg->connect_timeout_ms = (int)ul;
 			cfg->set |= IPC_SET_CONNECT_TIMEOUT;
+		} else if (KEY("spin_us")) {
+			if (parse_uint(v, vn, 10, INT_MAX, &ul) < 0)
+				return -EINVAL;
+			cfg->spin_us = (int)ul;
+			cfg->set |= IPC_SET_SPIN;
 		} else if (KEY("mode")) {
 			if (parse_uint(v, vn, 8, 0777, &ul) < 0)
 				return -EINVAL;

@@ -61,20 +61,37 @@ static void mqb_slice_end(ipc_deadline *dl, struct timespec *ts)
 	}
 }
 
+void ipc__mqb_wait_init(struct mqb_chan *m, ipc_deadline *dl, struct mqb_wait *w)
+{
+	memset(w, 0, sizeof(*w));
+	if (ipc__dl_nowait(dl))
+		return;
+	if (m->spin_ns != 0) {
+		w->spinning = true;
+		return;
+	}
+	/* one timed call: the fastest wake-up, no try first */
+	w->waited = true;
+	mqb_slice_end(dl, &w->ts);
+}
+
 /*
  * The last try found q empty (recv) or full (send). Returns 0 to try
  * again with w->ts, or the error to return: the timeout error, or -EPIPE
  * when the peer was found gone at the previous call (the caller took its
- * one more look). Waits last at most MQB_SLICE_NS, then the caller tries
- * again and looks at the peer (and a sender for its marker): by default
- * inside the mq call (the fastest wake-up); wait=block polls the queue and
- * the peer's life descriptor together (a death seen at once).
+ * one more look). A spinning call tries again at once until its spin time
+ * is over (wait=spin: until the deadline). Waits last at most
+ * MQB_SLICE_NS, inside the mq call (the fastest wake-up there is); then
+ * the caller tries again and looks at the peer (and a sender for its
+ * marker), so a peer that died is seen within a slice.
  */
 int ipc__mqb_wait(struct mqb_chan *m, mqd_t q, short ev, ipc_deadline *dl, struct mqb_wait *w)
 {
+	(void)q;
+	(void)ev;
 	if (w->gone)
 		return -EPIPE;
-	if (ipc__dl_nowait(dl) || w->waited) {
+	if (ipc__dl_nowait(dl) || w->waited || w->spinning) {
 		if (mqb_peer_gone(m)) {
 			w->gone = true;
 			w->ts = mqb_zero;
@@ -83,20 +100,18 @@ int ipc__mqb_wait(struct mqb_chan *m, mqd_t q, short ev, ipc_deadline *dl, struc
 		if (ipc__expired(dl))
 			return ipc__timeout_err(dl);
 	}
-	w->waited = true;
-	if (m->block_wait) {
-		struct pollfd p[2] = { { .fd = q, .events = ev }, { .fd = m->life, .events = POLLIN } };
-		ipc_deadline slice = ipc__dl_slice(dl, (int)(MQB_SLICE_NS / 1000000));
-		int r = ipc__wait_fds(p, m->life >= 0 ? 2 : 1, &slice);
-		w->ts = mqb_zero;
-		if (m->life >= 0 && p[1].revents) {
-			atomic_store(&m->gone, true);
-			w->gone = true;
+	if (w->spinning) {
+		int64_t now = ipc__now_ns();
+		if (!w->spin_start)
+			w->spin_start = now;
+		if (m->spin_ns < 0 || now - w->spin_start < m->spin_ns) {
+			ipc__cpu_relax();
+			w->ts = mqb_zero;
 			return 0;
 		}
-		/* (a slice that ran out: the caller looks again) */
-		return r < 0 && (r != -ETIMEDOUT || ipc__expired(dl)) ? r : 0;
+		w->spinning = false;
 	}
+	w->waited = true;
 	mqb_slice_end(dl, &w->ts);
 	return 0;
 }
@@ -123,7 +138,8 @@ static ssize_t mqb_recv_locked(ipc_chan *c, struct mqb_chan *m, void *buf, size_
 			       ipc_deadline *dl)
 {
 	bool direct = cap >= m->msgsize;
-	struct mqb_wait w = { .ts = { 0, 0 } };
+	struct mqb_wait w;
+	ipc__mqb_wait_init(m, dl, &w);
 	for (;;) {
 		long s = atomic_load_explicit(&m->stash_len, memory_order_relaxed);
 		if (s >= 0) {
@@ -233,7 +249,8 @@ int ipc__mqb_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 	size_t pm = atomic_load_explicit(&c->peer_max, memory_order_relaxed);
 	if (pm && len > pm)
 		return -EMSGSIZE;
-	struct mqb_wait w = { .ts = { 0, 0 } };
+	struct mqb_wait w;
+	ipc__mqb_wait_init(m, dl, &w);
 	for (;;) {
 		if (atomic_load_explicit(&m->eof, memory_order_relaxed) ||
 		    atomic_load_explicit(&m->gone, memory_order_relaxed))

@@ -72,7 +72,7 @@ static void mqb_init(ipc_chan *c)
 	struct mqb_chan *m = ipc__mqb(c);
 	m->rq = m->sq = MQB_NOQ;
 	m->life = m->epfd = m->evfd = -1;
-	m->block_wait = c->cfg.wait == IPC_WAIT_BLOCK;
+	m->spin_ns = ipc__spin_ns(&c->cfg, IPC_KERNEL_SPIN_NS);
 	atomic_init(&m->stash_len, -1);
 	pthread_mutex_init(&m->alock, NULL);
 	pthread_mutex_init(&m->rlock, NULL);

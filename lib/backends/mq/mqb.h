@@ -36,7 +36,8 @@
 struct mqb_chan {
 	mqd_t rq, sq;            /* receive and send queues (MQB_NOQ: none) */
 	int life;                /* peer pidfd, or the pair's socket; -1 unknown */
-	bool server, paired, block_wait;
+	bool server, paired;
+	int spin_ns;             /* wait: -1 spin only, > 0 spin this long first, 0 sleep at once */
 	bool opened;             /* open or pair succeeded (close may send EOS) */
 	bool made_c2s, made_s2c; /* server: names we created and still own
 	                            (c2s is flocked through rq until attach) */
@@ -89,10 +90,15 @@ void ipc__mqb_remove_stale(struct mqb_chan *m);
  * last tried: ts is the next try's CLOCK_REALTIME limit ({0, 0}: do not
  * block, so a call that never waits never reads the clock). */
 struct mqb_wait {
-	struct timespec ts;
-	bool waited;  /* a blocking try (or poll) was made */
-	bool gone;    /* the peer is gone: one more look, then -EPIPE */
+	struct timespec ts;     /* the next try's CLOCK_REALTIME limit (0: do not wait) */
+	bool waited;            /* a blocking try was made */
+	bool gone;              /* the peer is gone: one more look, then -EPIPE */
+	bool spinning;          /* wait=spin/adaptive: trying without waiting */
+	int64_t spin_start;     /* when the first try failed (0: not yet) */
 };
+/* Set up the first try of a call: without waiting for never-block calls
+ * and while spinning, else one timed call (a slice). */
+void ipc__mqb_wait_init(struct mqb_chan *m, ipc_deadline *dl, struct mqb_wait *w);
 int ipc__mqb_wait(struct mqb_chan *m, mqd_t q, short ev, ipc_deadline *dl, struct mqb_wait *w);
 /* Keep the ipc_fd eventfd in step with what recv would return at once. */
 void ipc__mqb_ev_update(struct mqb_chan *m);
