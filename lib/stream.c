@@ -25,6 +25,7 @@
  */
 #include "stream.h"
 #include "posix/fdio.h"
+#include "posix/sock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -398,30 +399,6 @@ int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *
 /* ---- reading ---- */
 
 /* One read into the iovec: > 0 bytes, 0 at EOF, or -errno. */
-/*
- * Sockets wait in recvmsg itself, with SO_RCVTIMEO as the time left: one
- * system call for a receive that waits, where a non-blocking try, a poll
- * and a second try cost three (and on a VM a process woken in poll wakes
- * measurably later than one woken in recv). The option is only set when
- * the time to wait changes, so a caller that always passes the same
- * timeout pays for it once: a call's deadline is anchored when it first
- * waits, so its first wait is exactly its timeout.
- */
-static int sock_rcvtimeo(struct ipc_stream *s, int ms)
-{
-	if (s->rcvtimeo_ms == ms)
-		return 0;
-	struct timeval tv = { 0, 0 };
-	if (ms > 0) {
-		tv.tv_sec = ms / 1000;
-		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	}
-	if (setsockopt(s->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-		return -errno;
-	s->rcvtimeo_ms = ms;
-	return 0;
-}
-
 static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline *dl)
 {
 	for (;;) {
@@ -432,8 +409,8 @@ static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_dead
 			int ms = ipc__remaining_ms(dl); /* -1 forever, 0 never block or passed */
 			if (ms == 0)
 				flags = MSG_DONTWAIT;
-			else if ((r = sock_rcvtimeo(s, ms)) < 0)
-				return r;
+			else if ((r = ipc__sock_rcvtimeo(s->rfd, &s->rcvtimeo_ms, ms)) < 0)
+				return r; /* (lib/posix/sock.h says why) */
 			r = recvmsg(s->rfd, &mh, flags);
 			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				/* SO_RCVTIMEO ran out (or a never-block try): done

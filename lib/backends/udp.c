@@ -37,13 +37,15 @@
  *   that never sends learns nothing: no peer-death guarantee on udp.
  *   Once drained, the socket is shut down for reading so that ipc_fd
  *   stays readable while recv returns -EPIPE at once.
- * - recv with cap >= max_msg is one recv() into the caller's buffer. A
- *   smaller cap first peeks (MSG_PEEK|MSG_TRUNC) to learn the length, so a
- *   datagram larger than cap stays queued (-EMSGSIZE, need_len set). A
+ * - recv is one recv() per datagram: into the caller's buffer when cap >=
+ *   max_msg, else into the channel's own max_msg buffer (one copy); a
+ *   datagram larger than cap is then kept whole for the next call
+ *   (-EMSGSIZE, need_len set). A receive that waits blocks in recv with
+ *   SO_RCVTIMEO (lib/posix/sock.h). A
  *   datagram larger than max_msg (possible only from a peer that ignores
  *   our limit) is dropped like any lost datagram, whatever cap is.
  * - ipc_fd: an epoll set of the socket and an eventfd signalled while
- *   swept datagrams of the peer wait in memory. On a server that has not
+ *   datagrams wait in memory (swept at attach, or kept for a larger buffer). On a server that has not
  *   yet seen its client, the hello makes it readable once although recv
  *   then waits.
  * - sendv is sendmmsg(): one system call for a batch.
@@ -83,6 +85,8 @@ struct udp_chan {
 	unsigned char *bl;
 	size_t bl_len, bl_pos;
 	atomic_bool bl_waiting; /* bl holds a datagram (for ipc_fd) */
+	unsigned char *rbuf;    /* receives for a caller's buffer below max_msg */
+	int rcvtimeo_ms;        /* SO_RCVTIMEO as set (lib/posix/sock.h) */
 	pthread_mutex_t evlock; /* ipc_fd state */
 	int epfd, evfd;
 	bool ev_on;
@@ -113,6 +117,7 @@ static void udp_init(ipc_chan *c)
 {
 	struct udp_chan *d = UDP(c);
 	d->fd = d->epfd = d->evfd = -1;
+	d->rcvtimeo_ms = -1;
 	pthread_mutex_init(&d->alock, NULL);
 	pthread_mutex_init(&d->evlock, NULL);
 }
@@ -458,6 +463,31 @@ static ssize_t udp_recv_swept(ipc_chan *c, struct udp_chan *d, void *buf, size_t
 	return (ssize_t)len;
 }
 
+/* A datagram taken off the socket that the caller's buffer cannot hold:
+ * kept whole, first in line (the backlog is empty when this happens). */
+static ssize_t udp_keep_refused(ipc_chan *c, struct udp_chan *d, size_t n)
+{
+	unsigned char *p = ipc__malloc(4 + n);
+	if (!p)
+		return -ENOMEM; /* (lost, like any datagram may be) */
+	uint32_t len = (uint32_t)n;
+	memcpy(p, &len, 4);
+	memcpy(p + 4, d->rbuf, n);
+	d->bl = p;
+	d->bl_len = 4 + n;
+	d->bl_pos = 0;
+	atomic_store(&d->bl_waiting, true);
+	udp_ev_update(d);
+	c->need_len = n;
+	return -EMSGSIZE;
+}
+
+/*
+ * One recv per datagram: straight into the caller's buffer when it holds
+ * max_msg, else into the channel's own buffer (one copy), so that a
+ * datagram too large for the caller's buffer stays for the next call. A
+ * receive that waits blocks in recv with SO_RCVTIMEO.
+ */
 static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 {
 	struct udp_chan *d = UDP(c);
@@ -469,30 +499,29 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 	if (atomic_load_explicit(&d->drained, memory_order_relaxed))
 		return -EPIPE;
 	bool direct = cap >= c->max_msg;
+	if (!direct && !d->rbuf && !(d->rbuf = ipc__malloc(c->max_msg)))
+		return -ENOMEM;
+	void *to = direct ? buf : d->rbuf;
 	bool refused = atomic_load_explicit(&d->refused, memory_order_relaxed);
 	for (;;) {
 		/* After a refusal only what is already queued is returned. */
-		int flags = refused || !ipc__dl_forever(dl) ? MSG_DONTWAIT : 0;
-		/* direct: at most max_msg bytes, MSG_TRUNC tells the real
-		 * length; a smaller cap peeks first so a long one stays */
-		ssize_t n = recv(d->fd, buf, direct ? c->max_msg : cap,
-				 flags | MSG_TRUNC | (direct ? 0 : MSG_PEEK));
+		int ms = refused ? 0 : ipc__remaining_ms(dl);
+		int flags = MSG_TRUNC;
+		if (ms == 0)
+			flags |= MSG_DONTWAIT;
+		else if ((r = ipc__sock_rcvtimeo(d->fd, &d->rcvtimeo_ms, ms)) < 0)
+			return r;
+		/* at most max_msg bytes; MSG_TRUNC tells the real length */
+		ssize_t n = recv(d->fd, to, c->max_msg, flags);
 		if (n >= 0) {
-			if ((size_t)n > c->max_msg) {
-				/* larger than our limit: dropped, like a lost one */
-				if (!direct)
-					(void)recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC);
-				continue;
-			}
+			if ((size_t)n > c->max_msg)
+				continue; /* larger than our limit: dropped, like a lost one */
 			if (direct)
 				return n;
-			if ((size_t)n > cap) {
-				c->need_len = (size_t)n;
-				return -EMSGSIZE;
-			}
-			/* The payload is in buf already; take it off the queue. */
-			if (recv(d->fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) < 0 && errno != EAGAIN)
-				return -errno;
+			if ((size_t)n > cap)
+				return udp_keep_refused(c, d, (size_t)n);
+			if (n)
+				memcpy(buf, d->rbuf, (size_t)n);
 			return n;
 		}
 		int e = errno;
@@ -511,8 +540,10 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 			shutdown(d->fd, SHUT_RD);
 			return -EPIPE;
 		}
-		if ((r = ipc__wait_fd(d->fd, POLLIN, dl)) < 0)
-			return r;
+		/* SO_RCVTIMEO ran out (or a never-block try): done unless the
+		 * clock says time is left (rounding) */
+		if (ms == 0 || ipc__expired(dl))
+			return ipc__timeout_err(dl);
 	}
 }
 
@@ -556,7 +587,8 @@ static void udp_close(ipc_chan *c)
 	ipc__close_fd(&d->epfd);
 	ipc__close_fd(&d->evfd);
 	free(d->bl);
-	d->bl = NULL;
+	free(d->rbuf);
+	d->bl = d->rbuf = NULL;
 	pthread_mutex_destroy(&d->alock);
 	pthread_mutex_destroy(&d->evlock);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 int ipc__unix_addr(struct sockaddr_un *sa, socklen_t *len, const char *path, bool abstract)
@@ -326,4 +327,19 @@ char *ipc__inet_url(const char *scheme, int fd, const char *host)
 						      : ((struct sockaddr_in *)&ss)->sin_port);
 	bool v6 = strchr(host, ':') != NULL;
 	return ipc__url_format(scheme, v6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+int ipc__sock_rcvtimeo(int fd, int *cur, int ms)
+{
+	if (*cur == ms)
+		return 0;
+	struct timeval tv = { 0, 0 };
+	if (ms > 0) {
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	*cur = ms;
+	return 0;
 }

@@ -79,6 +79,18 @@ int ipc__unix_peer_same_uid(int fd);
  * returns the fd (blocking, CLOEXEC) or -errno. */
 int ipc__accept(int lfd, ipc_deadline *dl);
 
+/*
+ * Sockets wait in recv itself, with SO_RCVTIMEO as the time left: one
+ * system call for a receive that waits, where a non-blocking try, a poll
+ * and a second try cost three (and on a VM a process woken in poll wakes
+ * measurably later than one woken in recv). *cur caches what is set
+ * (-1: none, the kernel's default); the option is only set when the time
+ * changes, so a caller that always passes one timeout pays for it once (a
+ * call's deadline is anchored when it first waits: its first wait is its
+ * whole timeout). ms is ipc__remaining_ms(): -1 forever, > 0 a bound.
+ */
+int ipc__sock_rcvtimeo(int fd, int *cur, int ms);
+
 /* lib/posix/unixdiag.c: 1 when some Unix socket is bound to the file
  * (dev, ino), 0 when none is, -errno when the kernel cannot tell. */
 int ipc__unix_bound(dev_t dev, ino_t ino);
