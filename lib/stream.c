@@ -73,6 +73,8 @@ int ipc__stream_init(ipc_chan *c, int rfd, int wfd, bool is_sock)
 	s->wfd = wfd;
 	s->is_sock = is_sock;
 	s->sigpipe_ignored = is_sock || ipc__sigpipe_ignored();
+	s->spin_ns = ipc__spin_ns(&c->cfg, IPC_KERNEL_SPIN_NS);
+	atomic_init(&s->rwf_nowait, !is_sock);
 	/* (+ a frame header: recv_direct may keep a header and 64 KiB) */
 	if (!(s->rbuf = ipc__malloc(IPC_RBUF_SIZE + IPC_FRAME_HDR)))
 		return -ENOMEM;
@@ -96,7 +98,7 @@ static ssize_t write_once(struct ipc_stream *s, struct iovec *iov, int n, ipc_de
 	ssize_t w;
 	if (s->is_sock) {
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		int fl = MSG_NOSIGNAL | (ipc__dl_forever(dl) ? 0 : MSG_DONTWAIT);
+		int fl = MSG_NOSIGNAL | (ipc__dl_forever(dl) && s->spin_ns >= 0 ? 0 : MSG_DONTWAIT);
 		do
 			w = sendmsg(s->wfd, &mh, fl);
 		while (w < 0 && errno == EINTR);
@@ -159,6 +161,15 @@ static int write_iov(struct ipc_stream *s, struct iovec **iovp, int *np, size_t 
 		if (w != -EAGAIN) {
 			r = map_write_err(s, (int)w);
 			break;
+		}
+		if (s->spin_ns < 0 && !ipc__dl_nowait(dl)) {
+			/* wait=spin: never sleep; try again until the deadline */
+			if (ipc__expired(dl)) {
+				r = ipc__timeout_err(dl);
+				break;
+			}
+			ipc__cpu_relax();
+			continue;
 		}
 		int pr = ipc__wait_fd(s->wfd, POLLOUT, dl);
 		if (pr < 0) {
@@ -399,22 +410,82 @@ int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *
 /* ---- reading ---- */
 
 /* One read into the iovec: > 0 bytes, 0 at EOF, or -errno. */
+/* One read that does not wait: > 0 bytes, 0 at EOF, -EAGAIN, or -errno.
+ * Pipes use preadv2(RWF_NOWAIT) (one system call; a kernel without it
+ * for pipes gets poll and read). */
+static ssize_t read_nowait(struct ipc_stream *s, struct iovec *iov, int n)
+{
+	ssize_t r;
+	for (;;) {
+		if (s->is_sock) {
+			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+			r = recvmsg(s->rfd, &mh, MSG_DONTWAIT);
+		} else if (atomic_load_explicit(&s->rwf_nowait, memory_order_relaxed)) {
+			r = preadv2(s->rfd, iov, n, -1, RWF_NOWAIT);
+			if (r < 0 && errno == EOPNOTSUPP) {
+				atomic_store_explicit(&s->rwf_nowait, false, memory_order_relaxed);
+				continue;
+			}
+		} else {
+			struct pollfd p = { .fd = s->rfd, .events = POLLIN };
+			int k = poll(&p, 1, 0);
+			if (k == 0)
+				return -EAGAIN;
+			r = k < 0 ? -1 : readv(s->rfd, iov, n);
+		}
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno == ECONNRESET)
+			return 0; /* the peer died: same as EOF */
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+/* One read into the iovec within dl: > 0 bytes, 0 at EOF, or -errno. A
+ * read that waits first spins (wait=spin until the deadline, adaptive for
+ * its spin time) with reads that do not wait, then sleeps in the kernel:
+ * sockets in recvmsg itself (SO_RCVTIMEO), pipes and FIFOs in read (with
+ * poll first only for a finite timeout). */
 static ssize_t read_iov(struct ipc_stream *s, struct iovec *iov, int n, ipc_deadline *dl)
 {
+	ssize_t r;
+	if (ipc__dl_nowait(dl)) {
+		r = read_nowait(s, iov, n);
+		return r == -EAGAIN ? ipc__timeout_err(dl) : r;
+	}
+	int spin = s->spin_ns;
+	if (spin != 0) {
+		int64_t start = 0;
+		for (unsigned i = 1;; i++) {
+			if ((r = read_nowait(s, iov, n)) != -EAGAIN)
+				return r;
+			ipc__cpu_relax();
+			if (i % 16)
+				continue;
+			int64_t now = ipc__now_ns();
+			if (!start)
+				start = now;
+			if (ipc__expired(dl))
+				return ipc__timeout_err(dl);
+			if (spin > 0 && now - start >= spin)
+				break;
+		}
+	}
 	for (;;) {
-		ssize_t r;
 		if (s->is_sock) {
 			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 			int flags = 0;
-			int ms = ipc__remaining_ms(dl); /* -1 forever, 0 never block or passed */
+			int ms = ipc__remaining_ms(dl); /* -1 forever, 0 passed */
 			if (ms == 0)
 				flags = MSG_DONTWAIT;
 			else if ((r = ipc__sock_rcvtimeo(s->rfd, &s->rcvtimeo_ms, ms)) < 0)
 				return r; /* (lib/posix/sock.h says why) */
 			r = recvmsg(s->rfd, &mh, flags);
 			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				/* SO_RCVTIMEO ran out (or a never-block try): done
-				 * unless the clock says time is left (rounding) */
+				/* SO_RCVTIMEO ran out: done unless the clock says
+				 * time is left (rounding) */
 				if (ms == 0 || ipc__expired(dl))
 					return ipc__timeout_err(dl);
 				continue;

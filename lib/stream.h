@@ -35,6 +35,8 @@ struct ipc_stream {
 	int rfd, wfd;            /* equal for sockets; -1 until attached */
 	bool is_sock;            /* send with MSG_NOSIGNAL; MSG_DONTWAIT per call */
 	int rcvtimeo_ms;         /* sockets: SO_RCVTIMEO as last set (-1: none) */
+	int spin_ns;             /* wait: -1 spin only, > 0 spin first, 0 sleep at once */
+	atomic_bool rwf_nowait;  /* pipes: preadv2(RWF_NOWAIT) works */
 	bool sigpipe_ignored;    /* pipes: cached SIGPIPE disposition */
 	/* Server awaiting its peer: produce rfd/wfd within dl (0 or -errno). */
 	int (*attach)(ipc_chan *c, ipc_deadline *dl);

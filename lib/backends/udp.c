@@ -87,6 +87,7 @@ struct udp_chan {
 	atomic_bool bl_waiting; /* bl holds a datagram (for ipc_fd) */
 	unsigned char *rbuf;    /* receives for a caller's buffer below max_msg */
 	int rcvtimeo_ms;        /* SO_RCVTIMEO as set (lib/posix/sock.h) */
+	int spin_ns;            /* wait: -1 spin only, > 0 spin first, 0 sleep at once */
 	pthread_mutex_t evlock; /* ipc_fd state */
 	int epfd, evfd;
 	bool ev_on;
@@ -118,6 +119,7 @@ static void udp_init(ipc_chan *c)
 	struct udp_chan *d = UDP(c);
 	d->fd = d->epfd = d->evfd = -1;
 	d->rcvtimeo_ms = -1;
+	d->spin_ns = ipc__spin_ns(&c->cfg, IPC_KERNEL_SPIN_NS);
 	pthread_mutex_init(&d->alock, NULL);
 	pthread_mutex_init(&d->evlock, NULL);
 }
@@ -503,11 +505,15 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 		return -ENOMEM;
 	void *to = direct ? buf : d->rbuf;
 	bool refused = atomic_load_explicit(&d->refused, memory_order_relaxed);
+	/* wait=spin/adaptive: tries without waiting first */
+	int spin = refused || ipc__dl_nowait(dl) ? 0 : d->spin_ns;
+	int64_t spin_start = 0;
+	unsigned tries = 0;
 	for (;;) {
 		/* After a refusal only what is already queued is returned. */
 		int ms = refused ? 0 : ipc__remaining_ms(dl);
 		int flags = MSG_TRUNC;
-		if (ms == 0)
+		if (ms == 0 || spin != 0)
 			flags |= MSG_DONTWAIT;
 		else if ((r = ipc__sock_rcvtimeo(d->fd, &d->rcvtimeo_ms, ms)) < 0)
 			return r;
@@ -539,6 +545,19 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 			atomic_store(&d->drained, true);
 			shutdown(d->fd, SHUT_RD);
 			return -EPIPE;
+		}
+		if (spin != 0 && ms != 0) {
+			ipc__cpu_relax();
+			if (++tries % 16)
+				continue;
+			int64_t now = ipc__now_ns();
+			if (!spin_start)
+				spin_start = now;
+			if (ipc__expired(dl))
+				return ipc__timeout_err(dl);
+			if (spin > 0 && now - spin_start >= spin)
+				spin = 0; /* now sleep in recv */
+			continue;
 		}
 		/* SO_RCVTIMEO ran out (or a never-block try): done unless the
 		 * clock says time is left (rounding) */
