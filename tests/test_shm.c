@@ -9,6 +9,9 @@
 
 #include "ipckit.h"
 #include "backends/shm_ring.h"
+/* the fault hooks of the internal test library (lib/fault.h) */
+#define IPC_FAULT_INJECTION 1
+#include "fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1252,3 +1255,69 @@ Test(shm, writer_woken_when_reader_stops, .timeout = 120)
 	ipc_close(lw_a);
 	ipc_close(lw_b);
 }
+
+/* ---- lifecycle: failures undone by close (the init op) ---- */
+
+/* Every descriptor and allocation of pair, open and the attach fails in
+ * turn: each failure is exactly the injected error and leaves no
+ * descriptor and no mapping behind; the n-th try after the last failure
+ * point succeeds and the channel works. */
+static void fault_sweep(enum ipc_fault_kind kind, int err, bool named)
+{
+	char u[256];
+	url_of(u, sizeof(u), kind == IPC_FAULT_FD ? "flt-fd" : "flt-mem", false, "capacity=4K");
+	/* warm up lazy allocations (stdio, libc caches) */
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	ipc_close(a);
+	ipc_close(b);
+	int fds = count_fds(), maps = count_lines("/proc/self/maps");
+	bool done = false;
+	for (long n = 0; n < 200 && !done; n++) {
+		a = b = NULL;
+		ipc__fault_arm(kind, n, false);
+		int r;
+		if (named) {
+			r = ipc_open(&a, u, IPC_SERVER, NULL);
+			if (r == 0 && (r = ipc_open(&b, u, IPC_CLIENT, NULL)) < 0)
+				ipc_close(a);
+			/* the server's first call attaches: a failure there is
+			 * reported and the next call retries */
+			if (r == 0 && (r = ipc_send(a, "x", 1, 1000)) < 0) {
+				cr_assert_eq(r, err, "attach, n=%ld: %d", n, r);
+				ipc__fault_arm(kind, -1, false);
+				cr_assert_eq(ipc_send(a, "x", 1, 1000), 0, "attach retried, n=%ld", n);
+				r = 0;
+			}
+		} else {
+			ipc_opts o = opts_wait(IPC_WAIT_BLOCK, 4096);
+			r = ipc_pair("shm", &a, &b, &o);
+			if (r == 0)
+				r = ipc_send(a, "x", 1, 0);
+		}
+		long failed = ipc__fault_failed(kind);
+		ipc__fault_arm(kind, -1, false);
+		/* a success must not have swallowed an injected failure */
+		cr_assert(r < 0 || failed == 0, "n=%ld: a failure was ignored", n);
+		if (r < 0) {
+			cr_assert_eq(r, err, "n=%ld: %d", n, r);
+			cr_assert_eq(count_fds(), fds, "n=%ld: descriptors left", n);
+			cr_assert_eq(count_lines("/proc/self/maps"), maps, "n=%ld: mappings left", n);
+			continue;
+		}
+		char buf[4];
+		cr_assert_eq(ipc_recv(b, buf, sizeof(buf), 1000), 1, "n=%ld", n);
+		ipc_close(a);
+		ipc_close(b);
+		done = n > 0;
+	}
+	cr_assert(done, "never succeeded");
+	cr_assert_eq(count_fds(), fds);
+	struct stat st;
+	cr_assert_eq(stat(u + 6, &st), -1, "the socket file was removed");
+}
+
+Test(shm, lifecycle_fd_faults) { fault_sweep(IPC_FAULT_FD, -EMFILE, false); }
+Test(shm, lifecycle_mem_faults) { fault_sweep(IPC_FAULT_MEM, -ENOMEM, false); }
+Test(shm, lifecycle_named_fd_faults) { fault_sweep(IPC_FAULT_FD, -EMFILE, true); }
+Test(shm, lifecycle_named_mem_faults) { fault_sweep(IPC_FAULT_MEM, -ENOMEM, true); }

@@ -201,8 +201,12 @@ static bool ring_size_ok(uint64_t s)
 	       (s & (s - 1)) == 0;
 }
 
-static void shm_init_fds(struct shm *s)
+/* The init op: a zeroed channel made closable (see Lifecycle in
+ * backend.h): after a failed open, pair or accept the core calls
+ * shm_close, which releases whatever was set up. */
+static void shm_init(ipc_chan *c)
 {
+	struct shm *s = S(c);
 	s->lfd = s->pconn = s->sock = s->efd_rx = s->efd_tx = s->selfd = s->epfd = -1;
 	for (int i = 0; i < SHM_NFDS; i++)
 		s->hs_fds[i] = -1;
@@ -390,6 +394,8 @@ static int shm_serve(ipc_chan *c, int conn)
 	uint64_t hdr = page_size() > 4096 ? page_size() : 4096;
 	int r, memfd = -1, p0[2] = { -1, -1 }, p1[2] = { -1, -1 };
 
+	if (ipc__fd_fault())
+		return -EMFILE;
 	memfd = memfd_create("ipckit-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (memfd < 0)
 		return -errno;
@@ -400,10 +406,8 @@ static int shm_serve(ipc_chan *c, int conn)
 		goto fail;
 	}
 	/* p0: ring 0's doorbell (we write, the client reads); p1: ring 1's */
-	if (pipe2(p0, O_CLOEXEC) < 0 || pipe2(p1, O_CLOEXEC) < 0) {
-		r = -errno;
+	if ((r = ipc__pipe2(p0, O_CLOEXEC)) < 0 || (r = ipc__pipe2(p1, O_CLOEXEC)) < 0)
 		goto fail;
-	}
 	ipc__set_nonblock(p0[1], true);
 	ipc__set_nonblock(p1[1], true);
 	if ((r = shm_map(&s->map, memfd, hdr, size)) < 0)
@@ -941,7 +945,7 @@ static int shm_send_frags(ipc_chan *c, const unsigned char *msg, size_t len, ipc
 	int r = shm_frag_out(c, msg, len, true, (uint32_t)len, dl, &done);
 	if (r == 0 || done == 0 || (r != -ETIMEDOUT && r != -EAGAIN))
 		return r;
-	unsigned char *p = malloc(len - done);
+	unsigned char *p = ipc__malloc(len - done);
 	if (!p)
 		return -ENOMEM;
 	memcpy(p, msg + done, len - done);
@@ -1068,7 +1072,7 @@ static int shm_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline *d
 	} else {
 		/* larger than the ring: one copy, sent in fragments by commit */
 		if (len > s->resv_cap) {
-			unsigned char *p = realloc(s->resv_buf, len);
+			unsigned char *p = ipc__realloc(s->resv_buf, len);
 			if (!p)
 				return -ENOMEM;
 			s->resv_buf = p;
@@ -1131,7 +1135,7 @@ static int part_reserve(struct shm *s, size_t n)
 {
 	if (n <= s->part_cap && s->part)
 		return 0;
-	unsigned char *p = realloc(s->part, n ? n : 1);
+	unsigned char *p = ipc__realloc(s->part, n ? n : 1);
 	if (!p)
 		return -ENOMEM;
 	s->part = p;
@@ -1364,14 +1368,16 @@ static int shm_fd(ipc_chan *c)
 	struct shm *s = S(c);
 	pthread_mutex_lock(&s->lock);
 	if (s->epfd < 0) {
-		s->selfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		s->epfd = s->selfd < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
-		if (s->epfd < 0) {
-			int r = -errno;
-			ipc__close_fd(&s->selfd);
+		int ev = ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		int ep = ev < 0 ? ev : ipc__epoll();
+		if (ep < 0) {
+			if (ev >= 0)
+				close(ev);
 			pthread_mutex_unlock(&s->lock);
-			return r;
+			return ep;
 		}
+		s->selfd = ev;
+		s->epfd = ep;
 		shm_fd_update(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -1383,7 +1389,6 @@ static int shm_fd(ipc_chan *c)
 static int shm_prepare(ipc_chan *c, int role)
 {
 	struct shm *s = S(c);
-	shm_init_fds(s);
 	s->role = role;
 	s->side = role == IPC_SERVER ? 0 : 1;
 	int r = ring_size_for(c->cfg.capacity, &s->capacity);
@@ -1399,8 +1404,6 @@ static int shm_prepare(ipc_chan *c, int role)
 	s->lock_init = true;
 	return 0;
 }
-
-static void shm_close(ipc_chan *c);
 
 /* Client: the hello goes out at once; the answer is read by the first op. */
 static int shm_hello_send(ipc_chan *c)
@@ -1419,83 +1422,54 @@ static int shm_hello_send(ipc_chan *c)
 	return k < 0 ? (errno == EPIPE || errno == ECONNRESET ? -ECONNREFUSED : -errno) : -EIO;
 }
 
+/* (failures are undone by shm_close, called by the core) */
 static int shm_open_chan(ipc_chan *c, const ipc_url *u, int flags)
 {
 	struct shm *s = S(c);
 	int r = shm_prepare(c, flags);
 	if (r < 0)
-		goto fail;
+		return r;
 	s->abstract = u->abstract;
-	c->url = ipc__url_format("shm", "%s%s", u->abstract ? "@" : "", u->path);
-	if (!c->url) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	if (flags == IPC_SERVER) {
 		r = ipc__unix_listen(u->path, u->abstract, c->cfg.mode, 8, &s->file);
 		if (r < 0)
-			goto fail;
+			return r;
 		s->lfd = r;
 		return 0;
 	}
 	r = ipc__unix_connect(u->path, u->abstract, c->cfg.connect_timeout_ms);
 	if (r < 0)
-		goto fail;
+		return r;
 	s->sock = r;
 	if (u->abstract && (r = ipc__unix_peer_same_uid(s->sock)) < 0)
-		goto fail;
-	if ((r = shm_hello_send(c)) < 0)
-		goto fail;
-	return 0;
-fail:
-	free(c->url);
-	c->url = NULL;
-	ipc__close_fd(&s->sock);
-	if (s->lock_init)
-		pthread_mutex_destroy(&s->lock);
-	s->lock_init = false;
-	return r;
+		return r;
+	return shm_hello_send(c);
 }
 
+/* (failures are undone by shm_close on both ends, called by the core) */
 static int shm_pair(ipc_chan *a, ipc_chan *b)
 {
 	struct shm *sa = S(a), *sb = S(b);
 	int sv[2], r;
+	if ((r = shm_prepare(a, IPC_SERVER)) < 0 || (r = shm_prepare(b, IPC_CLIENT)) < 0)
+		return r;
+	if (ipc__fd_fault())
+		return -EMFILE;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	if ((r = shm_prepare(a, IPC_SERVER)) < 0)
-		goto fail_fds;
-	if ((r = shm_prepare(b, IPC_CLIENT)) < 0) {
-		pthread_mutex_destroy(&sa->lock);
-		goto fail_fds;
-	}
 	/* the same rendezvous as over a named socket, through the buffers */
 	sb->sock = sv[1];
 	sa->pconn = sv[0];
 	if ((r = shm_hello_send(b)) < 0 ||
 	    (r = hs_read(sa, sv[0], sizeof(struct shm_hello), false, IPC_NOWAIT)) < 0 ||
-	    (r = shm_serve(a, sv[0])) < 0) {
-		sa->pconn = -1;
-		goto fail_locks;
-	}
+	    (r = shm_serve(a, sv[0])) < 0)
+		return r;
 	sa->pconn = -1;
 	atomic_store(&sa->ready, true);
-	if ((r = shm_join(b, IPC_NOWAIT)) < 0) {
-		sa->sock = -1;
-		munmap(sa->map.base, sa->map.len);
-		ipc__close_fd(&sa->efd_rx);
-		ipc__close_fd(&sa->efd_tx);
-		goto fail_locks;
-	}
+	if ((r = shm_join(b, IPC_NOWAIT)) < 0)
+		return r;
 	atomic_store(&sb->ready, true);
 	return 0;
-fail_locks:
-	pthread_mutex_destroy(&sa->lock);
-	pthread_mutex_destroy(&sb->lock);
-fail_fds:
-	close(sv[0]);
-	close(sv[1]);
-	return r;
 }
 
 static void shm_close(ipc_chan *c)
@@ -1545,15 +1519,9 @@ static int shm_listen(ipc_listener *l, const ipc_url *u)
 	int r = ring_size_for(l->cfg.capacity, &cap);
 	if (r < 0)
 		return r;
-	l->url = ipc__url_format("shm", "%s%s", u->abstract ? "@" : "", u->path);
-	if (!l->url)
-		return -ENOMEM;
 	r = ipc__unix_listen(u->path, u->abstract, l->cfg.mode, 64, &L(l)->file);
-	if (r < 0) {
-		free(l->url);
-		l->url = NULL;
+	if (r < 0)
 		return r;
-	}
 	L(l)->lfd = r;
 	L(l)->abstract = u->abstract;
 	return 0;
@@ -1566,14 +1534,9 @@ static int shm_accept(ipc_listener *l, ipc_chan *c, ipc_deadline *dl)
 	if (r < 0)
 		return r;
 	s->abstract = L(l)->abstract;
-	r = shm_accept_on(c, L(l)->lfd, dl);
-	if (r == 0 && l->url && !(c->url = strdup(l->url)))
-		r = -ENOMEM;
-	if (r < 0) {
-		/* a half-read hello cannot be resumed by a later accept */
-		shm_close(c);
+	/* (a half-read hello is dropped by shm_close: the core closes c) */
+	if ((r = shm_accept_on(c, L(l)->lfd, dl)) < 0)
 		return r;
-	}
 	atomic_store(&s->ready, true);
 	return 0;
 }
@@ -1599,6 +1562,7 @@ const struct ipc_backend ipc__backend_shm = {
 	.chan_size = sizeof(struct shm),
 	.listener_size = sizeof(struct shm_listener),
 	.max_msg_limit = IPC_SHM_MAX_MSG,
+	.init = shm_init,
 	.open = shm_open_chan,
 	.pair = shm_pair,
 	.send = shm_send,
