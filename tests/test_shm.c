@@ -1321,3 +1321,194 @@ Test(shm, lifecycle_fd_faults) { fault_sweep(IPC_FAULT_FD, -EMFILE, false); }
 Test(shm, lifecycle_mem_faults) { fault_sweep(IPC_FAULT_MEM, -ENOMEM, false); }
 Test(shm, lifecycle_named_fd_faults) { fault_sweep(IPC_FAULT_FD, -EMFILE, true); }
 Test(shm, lifecycle_named_mem_faults) { fault_sweep(IPC_FAULT_MEM, -ENOMEM, true); }
+
+/* ---- a fragmented send cut by its deadline (lib/tail.c) ---- */
+
+#define CUT_LEN ((size_t)4 << 20)
+
+/* The busy peer: reads nothing until the sender's deadline has cut its
+ * message (go on the side pipe), then takes it whole and replies. */
+static void cut_peer(ipc_chan *b, struct tu_side *side)
+{
+	unsigned char *m = malloc(CUT_LEN);
+	C_TRUE(m != NULL);
+	C_TRUE(tu_get(side->p2c[0], 30000) == 'g');
+	C_EQ(ipc_recv(b, m, CUT_LEN, 30000), (long)CUT_LEN);
+	C_EQ(tu_check(m, CUT_LEN, 11), -1);
+	C_OK(ipc_send(b, "reply", 5, 30000));
+	/* the sender closes after the reply: then EOF */
+	C_EQ(ipc_recv(b, m, CUT_LEN, 30000), -EPIPE);
+	free(m);
+	ipc_close(b);
+	_exit(0);
+}
+
+/*
+ * Request/reply: a 4 MiB request with a 200 ms timeout while the peer is
+ * busy returns 0 (a 1 MiB ring takes the first fragments at once, the
+ * deadline cuts the rest), then the sender waits for the reply, blocked
+ * in ipc_recv(-1) or asleep in poll on ipc_fd. The rest of its request
+ * must reach the peer meanwhile: before lib/tail.c it stayed in the
+ * sender until its next send and both sides waited (the peer gave up
+ * after 30 s).
+ */
+static void cut_request(int w, bool named, bool by_poll)
+{
+	char u[256], q[32];
+	snprintf(q, sizeof(q), "wait=%s", wait_names[w]);
+	url_of(u, sizeof(u), "cut", false, q);
+	ipc_chan *a, *b = NULL;
+	if (named) {
+		T_EQ(ipc_open(&a, u, IPC_SERVER, NULL), 0);
+	} else {
+		ipc_opts o = opts_wait(w, 0);
+		T_EQ(ipc_pair("shm", &a, &b, &o), 0);
+	}
+	struct tu_side side;
+	tu_side_init(&side);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		tu_side_child(&side);
+		if (named) {
+			C_OK(ipc_open(&b, u, IPC_CLIENT, NULL));
+			C_OK(ipc_send(b, "up", 2, 30000));
+		} else {
+			ipc_close(a);
+		}
+		cut_peer(b, &side);
+	}
+	tu_side_parent(&side);
+	if (!named)
+		ipc_close(b);
+	char buf[16];
+	if (named)
+		T_EQ(ipc_recv(a, buf, sizeof(buf), 30000), 2); /* attached */
+	unsigned char *m = malloc(CUT_LEN);
+	tu_fill(m, CUT_LEN, 11);
+	T_EQ(ipc_send(a, m, CUT_LEN, 200), 0);
+	free(m); /* (the rest was copied) */
+	cr_assert(tu_put(side.p2c[1], 'g'));
+	if (by_poll) {
+		struct pollfd p = { ipc_fd(a), POLLIN, 0 };
+		cr_assert_geq(p.fd, 0);
+		T_EQ(poll(&p, 1, 60000), 1);
+		T_EQ(ipc_recv(a, buf, sizeof(buf), 0), 5);
+	} else {
+		T_EQ(ipc_recv(a, buf, sizeof(buf), -1), 5);
+	}
+	cr_assert_eq(memcmp(buf, "reply", 5), 0);
+	ipc_close(a);
+	int st = tu_wait_child(pid, 60000);
+	char sb[64];
+	cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "peer: %s",
+		  tu_status_str(st, sb, sizeof(sb)));
+	tu_side_close(&side);
+}
+
+Test(shm, cut_request_then_recv_pair, .timeout = 120)
+{
+	for (int w = 0; w < 3; w++)
+		cut_request(w, false, false);
+}
+Test(shm, cut_request_then_recv_named, .timeout = 120) { cut_request(IPC_WAIT_ADAPTIVE, true, false); }
+Test(shm, cut_request_then_poll_pair, .timeout = 120) { cut_request(IPC_WAIT_BLOCK, false, true); }
+Test(shm, cut_request_then_poll_named, .timeout = 120) { cut_request(IPC_WAIT_ADAPTIVE, true, true); }
+
+/* Nothing of a message whose send timed out arrives: a full ring, a
+ * fragmented send with timeouts 0 and 30 ms, then a small message, which
+ * is the next thing the peer receives. */
+Test(shm, timed_out_fragmented_send_sends_nothing)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 64 << 10);
+	char small[100] = { 0 };
+	int k = 0;
+	while (ipc_send(a, small, sizeof(small), 0) == 0)
+		k++;
+	unsigned char *m = malloc(1 << 20);
+	tu_fill(m, 1 << 20, 5);
+	T_EQ(ipc_send(a, m, 1 << 20, 0), -EAGAIN);
+	T_EQ(ipc_send(a, m, 1 << 20, 30), -ETIMEDOUT);
+	char buf[128];
+	for (int i = 0; i < k; i++)
+		T_EQ(ipc_recv(b, buf, sizeof(buf), 0), (long)sizeof(small));
+	T_EQ(ipc_send(a, "z", 1, 0), 0);
+	T_EQ(ipc_recv(b, buf, sizeof(buf), 0), 1);
+	T_EQ(ipc_recv(b, buf, sizeof(buf), 0), -EAGAIN);
+	free(m);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* ---- out of memory: -ENOMEM sends nothing, the channel stays usable ---- */
+
+#define HEAD0(pg) atomic_load(&CTL0_(pg)->head)
+#define CTL0_(pg) ((struct ipc_ring_ctl *)(void *)((pg) + 1024))
+
+/* kind 0: ipc_send; 1: ipc_sendv (a small message, then the large one);
+ * 2: ipc_send_reserve larger than the ring + commit. */
+static int big_send(ipc_chan *a, const unsigned char *m, size_t len, int kind)
+{
+	if (kind == 0)
+		return ipc_send(a, m, len, 0);
+	if (kind == 1) {
+		ipc_msg v[2] = { { "s", 1 }, { m, len } };
+		int n = ipc_sendv(a, v, 2, 0);
+		return n == 2 ? 0 : n;
+	}
+	void *p;
+	int r = ipc_send_reserve(a, len, &p, 0);
+	if (r < 0)
+		return r;
+	memcpy(p, m, len);
+	return ipc_send_commit(a, len);
+}
+
+static void enomem_sweep(int kind)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 64 << 10);
+	size_t len = 1 << 20;
+	unsigned char *m = malloc(len), *r = malloc(len);
+	tu_fill(m, len, 21);
+	unsigned char *pg = shm_page();
+	bool sent = false;
+	for (long n = 0; n < 100 && !sent; n++) {
+		uint64_t head = HEAD0(pg);
+		ipc__fault_arm(IPC_FAULT_MEM, n, false);
+		int res = big_send(a, m, len, kind);
+		ipc__fault_arm(IPC_FAULT_MEM, -1, false);
+		if (res == 0) {
+			sent = true;
+			break;
+		}
+		/* (sendv: the small message before it went, the large one did not) */
+		cr_assert(res == -ENOMEM || (kind == 1 && res == 1), "n=%ld: %d", n, res);
+		if (kind == 1)
+			T_EQ(ipc_recv(b, r, len, 0), 1);
+		else
+			cr_assert_eq(HEAD0(pg), head, "n=%ld: something was published", n);
+		/* the channel carries the next message intact */
+		T_EQ(ipc_send(a, "after", 5, 0), 0);
+		T_EQ(ipc_recv(b, r, len, 1000), 5);
+		cr_assert_eq(memcmp(r, "after", 5), 0);
+		T_EQ(ipc_recv(b, r, len, 0), -EAGAIN);
+	}
+	cr_assert(sent);
+	if (kind == 1)
+		T_EQ(ipc_recv(b, r, len, 5000), 1);
+	/* the rest of the message comes from the tail's writer */
+	T_EQ(ipc_recv(b, r, len, 30000), (long)len);
+	T_EQ(tu_check(r, len, 21), -1);
+	T_EQ(ipc_send(a, "z", 1, 5000), 0);
+	T_EQ(ipc_recv(b, r, len, 5000), 1);
+	free(m);
+	free(r);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+Test(shm, send_enomem_sends_nothing) { enomem_sweep(0); }
+Test(shm, sendv_enomem_sends_nothing) { enomem_sweep(1); }
+Test(shm, reserve_enomem_sends_nothing) { enomem_sweep(2); }

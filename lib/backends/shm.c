@@ -33,6 +33,7 @@
 #include "backends/shm_ring.h"
 #include "posix/fdio.h"
 #include "posix/sock.h"
+#include "tail.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -50,7 +51,7 @@
 #define SHM_DEFAULT_CAPACITY ((uint64_t)1 << 20)
 #define SHM_SPIN_NS 50000          /* adaptive: spin this long before sleeping */
 #define SHM_PEER_CHECK_NS 2000000  /* spinning: look at the socket this often */
-#define SHM_CLOSE_FLUSH_MS 200     /* close: time given to a pending fragment tail */
+#define SHM_CLOSE_LINGER_MS 1000   /* close: time given to the rest of a cut message */
 #define SHM_HELLO_MS 1000          /* server: time a connected client has to say hello */
 
 /* Rendezvous messages on the socket (native byte order: same machine). */
@@ -119,8 +120,7 @@ struct shm {
 	ipc_deadline resv_dl;   /* the reserve's deadline, for commit */
 	unsigned char *resv_buf;
 	size_t resv_cap;
-	unsigned char *pend;    /* unsent tail of a fragmented message */
-	size_t pend_len, pend_off;
+	struct ipc_tail tail;   /* the rest of a fragmented message cut by its deadline */
 
 	/* receiving thread */
 	_Alignas(64) struct ipc_ring rx;
@@ -932,56 +932,50 @@ static int shm_frag_out(ipc_chan *c, const unsigned char *p, size_t n, bool firs
 	return 0;
 }
 
+/* lib/tail.c's writer: the rest of a cut message, as continuation
+ * fragments (n > 0), within dl; *done says how far it got. Runs in the
+ * tail's thread while the sending thread waits in ipc__tail_wait. */
+static int shm_tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadline *dl,
+			  size_t *done)
+{
+	return shm_frag_out(c, p, n, false, 0, dl, done);
+}
+
 /*
  * Send a message larger than half the ring in fragments. Once a fragment
- * is out the message cannot be withdrawn: if dl passes, the rest is kept
- * in s->pend, sent before anything else (by the next send, or at close),
- * and the call succeeds.
+ * is out the message cannot be withdrawn: when dl cuts it, the rest goes
+ * to lib/tail.c, whose writer finishes it in the background, and the call
+ * succeeds (*cut set). Room for the rest is reserved before the first
+ * fragment is published, so out of memory is -ENOMEM with nothing sent. A
+ * send that waits forever is never cut.
  */
-static int shm_send_frags(ipc_chan *c, const unsigned char *msg, size_t len, ipc_deadline *dl)
+static int shm_send_frags(ipc_chan *c, const unsigned char *msg, size_t len, ipc_deadline *dl,
+			  bool *cut)
 {
 	struct shm *s = S(c);
+	int r;
+	if (!ipc__dl_forever(dl) && (r = ipc__tail_reserve(&s->tail, len)) < 0)
+		return r;
 	size_t done;
-	int r = shm_frag_out(c, msg, len, true, (uint32_t)len, dl, &done);
+	r = shm_frag_out(c, msg, len, true, (uint32_t)len, dl, &done);
 	if (r == 0 || done == 0 || (r != -ETIMEDOUT && r != -EAGAIN))
 		return r;
-	unsigned char *p = ipc__malloc(len - done);
-	if (!p)
-		return -ENOMEM;
-	memcpy(p, msg + done, len - done);
-	s->pend = p;
-	s->pend_len = len - done;
-	s->pend_off = 0;
-	return 0;
+	struct iovec rest = { (void *)(msg + done), len - done };
+	*cut = true;
+	return ipc__tail_start(&s->tail, &rest, 1);
 }
 
-/* Finish the tail of an earlier message; until then nothing new may go. */
-static int shm_flush_pend(ipc_chan *c, ipc_deadline *dl)
-{
-	struct shm *s = S(c);
-	size_t done;
-	int r = shm_frag_out(c, s->pend + s->pend_off, s->pend_len - s->pend_off, false, 0,
-			     dl, &done);
-	s->pend_off += done;
-	if (r < 0)
-		return r;
-	free(s->pend);
-	s->pend = NULL;
-	s->pend_len = s->pend_off = 0;
-	return 0;
-}
-
+/* What every send does first: attach, wait for the rest of a cut message
+ * to go (nothing may come between its fragments), refuse on a dead peer. */
 static inline int shm_tx_begin(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = shm_ready(c, dl);
 	if (r < 0)
 		return r;
-	if ((r = shm_tx_check(s)) < 0)
+	if ((r = ipc__tail_wait(&s->tail, dl)) < 0)
 		return r;
-	if (s->pend && (r = shm_flush_pend(c, dl)) < 0)
-		return r;
-	return 0;
+	return shm_tx_check(s);
 }
 
 /* Copy one message that fits as a single record (space already there). */
@@ -992,6 +986,23 @@ static inline void shm_put_whole(struct shm *s, const void *msg, size_t len)
 	ipc__ring_put(&s->tx, (uint32_t)len, (uint32_t)len);
 }
 
+/* One message, whole or in fragments (after shm_tx_begin). */
+static int shm_send_one(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
+{
+	struct shm *s = S(c);
+	uint64_t rec = ipc__rec_size(len);
+	bool cut = false;
+	if (rec > s->tx.size / 2)
+		return shm_send_frags(c, msg, len, dl, &cut);
+	int r = shm_tx_space(c, rec, dl);
+	if (r < 0)
+		return r;
+	shm_put_whole(s, msg, len);
+	ipc__ring_publish(&s->tx);
+	shm_wake_reader(s);
+	return 0;
+}
+
 static int shm_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
@@ -1000,15 +1011,7 @@ static int shm_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 		return r;
 	if (len > s->peer_max)
 		return -EMSGSIZE;
-	uint64_t rec = ipc__rec_size(len);
-	if (rec > s->tx.size / 2)
-		return shm_send_frags(c, msg, len, dl);
-	if ((r = shm_tx_space(c, rec, dl)) < 0)
-		return r;
-	shm_put_whole(s, msg, len);
-	ipc__ring_publish(&s->tx);
-	shm_wake_reader(s);
-	return 0;
+	return shm_send_one(c, msg, len, dl);
 }
 
 /* A batch: as many records as fit, one index update, at most one wake-up
@@ -1027,11 +1030,12 @@ static int shm_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *d
 		}
 		uint64_t rec = ipc__rec_size(msgs[i].len);
 		if (rec > s->tx.size / 2) {
-			if ((r = shm_send_frags(c, msgs[i].data, msgs[i].len, dl)) < 0)
+			bool cut = false;
+			if ((r = shm_send_frags(c, msgs[i].data, msgs[i].len, dl, &cut)) < 0)
 				break;
 			i++;
-			if (s->pend)
-				break;  /* its tail must go before anything else */
+			if (cut)
+				break;  /* its rest must go before anything else */
 			continue;
 		}
 		int64_t sp = ipc__ring_space(&s->tx, rec);
@@ -1070,7 +1074,8 @@ static int shm_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline *d
 		*buf = ipc__ring_wptr(&s->tx);
 		s->resv_inplace = true;
 	} else {
-		/* larger than the ring: one copy, sent in fragments by commit */
+		/* larger than the ring: one copy, sent in fragments by commit,
+		 * whose memory is all reserved here */
 		if (len > s->resv_cap) {
 			unsigned char *p = ipc__realloc(s->resv_buf, len);
 			if (!p)
@@ -1078,6 +1083,8 @@ static int shm_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline *d
 			s->resv_buf = p;
 			s->resv_cap = len;
 		}
+		if (!ipc__dl_forever(dl) && (r = ipc__tail_reserve(&s->tail, len)) < 0)
+			return r;
 		*buf = s->resv_buf;
 		s->resv_inplace = false;
 	}
@@ -1090,7 +1097,7 @@ static int shm_send_commit(ipc_chan *c, size_t len)
 {
 	struct shm *s = S(c);
 	if (!s->resv_inplace)
-		return shm_send_frags(c, s->resv_buf, len, &s->resv_dl);
+		return shm_send_one(c, s->resv_buf, len, &s->resv_dl);
 	if (atomic_load(&s->err))
 		return -EPROTO;
 	ipc__ring_put(&s->tx, (uint32_t)len, (uint32_t)len);
@@ -1402,7 +1409,7 @@ static int shm_prepare(ipc_chan *c, int role)
 	if (pthread_mutex_init(&s->lock, NULL) != 0)
 		return -ENOMEM;
 	s->lock_init = true;
-	return 0;
+	return ipc__tail_init(&s->tail, c, shm_tail_write);
 }
 
 /* Client: the hello goes out at once; the answer is read by the first op. */
@@ -1475,13 +1482,11 @@ static int shm_pair(ipc_chan *a, ipc_chan *b)
 static void shm_close(ipc_chan *c)
 {
 	struct shm *s = S(c);
+	/* the rest of a cut message goes first (up to a second; not from a
+	 * forked child's copy) */
+	ipc__tail_fini(&s->tail, SHM_CLOSE_LINGER_MS);
 	/* the peer drains what we published, then sees the hang-up */
 	if (atomic_load(&s->ready) && s->map.base) {
-		if (s->pend && !atomic_load(&s->err))
-		{
-			ipc_deadline d = ipc__dl_in(SHM_CLOSE_FLUSH_MS);
-			shm_flush_pend(c, &d);
-		}
 		atomic_fetch_add_explicit(&s->map.page->closed[s->side], 1, memory_order_release);
 	}
 	if (s->lfd >= 0) {
@@ -1499,10 +1504,9 @@ static void shm_close(ipc_chan *c)
 	if (s->map.base)
 		munmap(s->map.base, s->map.len);
 	s->map.base = NULL;
-	free(s->pend);
 	free(s->resv_buf);
 	free(s->part);
-	s->pend = s->resv_buf = s->part = NULL;
+	s->resv_buf = s->part = NULL;
 	if (s->lock_init)
 		pthread_mutex_destroy(&s->lock);
 	s->lock_init = false;
