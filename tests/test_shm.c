@@ -1512,3 +1512,41 @@ static void enomem_sweep(int kind)
 Test(shm, send_enomem_sends_nothing) { enomem_sweep(0); }
 Test(shm, sendv_enomem_sends_nothing) { enomem_sweep(1); }
 Test(shm, reserve_enomem_sends_nothing) { enomem_sweep(2); }
+
+/* A fragmented receive that a timeout may cut reserves the memory for
+ * the part received so far before it takes the first fragment: -ENOMEM
+ * leaves the message queued. (It used to take fragments, be cut, fail to
+ * allocate, forget the message and break the channel with -EPROTO.) */
+Test(shm, recv_enomem_keeps_message, .timeout = 60)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 64 << 10);
+	size_t len = 1 << 20;
+	unsigned char *r = malloc(len);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_close(b);
+		unsigned char *m = malloc(len);
+		tu_fill(m, len, 31);
+		C_OK(ipc_send(a, m, len, -1));
+		C_OK(ipc_send(a, "z", 1, -1));
+		C_EQ(ipc_recv(a, m, len, 30000), -EPIPE);
+		_exit(0);
+	}
+	ipc_close(a);
+	/* wait for the first fragment, then fail every allocation */
+	struct pollfd p = { ipc_fd(b), POLLIN, 0 };
+	T_EQ(poll(&p, 1, 30000), 1);
+	ipc__fault_arm(IPC_FAULT_MEM, 0, true);
+	ssize_t n = ipc_recv(b, r, len, 0);
+	ipc__fault_arm(IPC_FAULT_MEM, -1, false);
+	T_EQ(n, -ENOMEM);
+	T_EQ(ipc_recv(b, r, len, 30000), (long)len);
+	T_EQ(tu_check(r, len, 31), -1);
+	T_EQ(ipc_recv(b, r, len, 30000), 1);
+	ipc_close(b);
+	int st = tu_wait_child(pid, 30000);
+	cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	free(r);
+}

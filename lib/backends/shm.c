@@ -1170,14 +1170,15 @@ static int shm_fill(ipc_chan *c, unsigned char *dst, ipc_deadline *dl)
 	return 0;
 }
 
-/* A fragmented receive stopped by r: keep the bytes so far for later, or
- * forget the message when it can never complete. */
+/* A fragmented receive stopped by r: keep the bytes so far for later (in
+ * part, reserved before the first fragment was taken), or forget the
+ * message when it can never complete. */
 static int shm_cut(struct shm *s, const unsigned char *so_far, int r)
 {
 	if (r == -ETIMEDOUT || r == -EAGAIN) {
 		if (!s->part_active) {
 			if (part_reserve(s, s->seq.total) < 0) {
-				s->seq.in_msg = false;  /* lost; nothing sane to do */
+				s->seq.in_msg = false;  /* (cannot happen: reserved) */
 				return -ENOMEM;
 			}
 			memcpy(s->part, so_far, s->seq.got);
@@ -1229,6 +1230,10 @@ static ssize_t shm_recv_msg(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl
 		c->need_len = rec.total;
 		return -EMSGSIZE;  /* nothing consumed */
 	}
+	/* a fragmented message that dl may cut keeps its bytes so far in
+	 * part: out of memory must be reported before anything is taken */
+	if (kind == IPC_REC_FIRST && !ipc__dl_forever(dl) && (r = part_reserve(s, rec.total)) < 0)
+		return r;
 	if (rec.len)  /* (buf may be NULL with cap 0) */
 		memcpy(buf, rec.data, rec.len);
 	ipc__rx_seq_take(&s->seq, &rec, kind);
