@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1549,4 +1550,435 @@ Test(shm, recv_enomem_keeps_message, .timeout = 60)
 	int st = tu_wait_child(pid, 30000);
 	cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	free(r);
+}
+
+/* ---- a client that speaks the protocol by hand (docs/backends/shm.md) ---- */
+
+struct raw_hello {
+	char magic[8];
+	uint32_t version, size;
+	uint64_t max_msg, capacity;
+	uint32_t wait, zero;
+};
+struct raw_welcome {
+	char magic[8];
+	uint32_t version, size;
+	uint64_t max_msg, hdr_size, ring_size[2];
+};
+_Static_assert(sizeof(struct raw_hello) == 40, "hello layout");
+_Static_assert(sizeof(struct raw_welcome) == 48, "welcome layout");
+
+struct raw_client {
+	int sock, fds[3]; /* memfd, our doorbell's read end, the server's write end */
+	unsigned char *base;
+	size_t len;
+	struct ipc_ring tx, rx; /* ring 1 (we write), ring 0 (we read) */
+};
+
+static int raw_socket_to(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	/* (the path of a URL, without its query) */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.*s", (int)strcspn(path, "?"), path);
+	for (int i = 0; connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0; i++) {
+		if (i >= 3000)
+			return -1;
+		tu_sleep_ms(10);
+	}
+	return fd;
+}
+
+/* Our hello, announcing spin mode (the server never rings our doorbell:
+ * we poll the ring). */
+static struct raw_hello raw_hello_of(void)
+{
+	struct raw_hello h = { .magic = "IPCKSHMc", .version = 1, .size = 40,
+			       .max_msg = 1 << 20, .wait = IPC_WAIT_SPIN };
+	return h;
+}
+
+/* Write the hello in random pieces of 1..12 bytes with pauses of up to
+ * gap_ms between them. */
+static bool raw_dribble(int fd, unsigned *seed, int gap_ms)
+{
+	struct raw_hello h = raw_hello_of();
+	const char *p = (const char *)&h;
+	for (size_t off = 0; off < sizeof(h);) {
+		size_t k = 1 + rnd(seed) % 12;
+		if (k > sizeof(h) - off)
+			k = sizeof(h) - off;
+		if (write(fd, p + off, k) != (ssize_t)k)
+			return false;
+		off += k;
+		if (gap_ms)
+			tu_sleep_ms((int)(rnd(seed) % (unsigned)gap_ms));
+	}
+	return true;
+}
+
+/* Connect, dribble the hello, take the welcome and map the rings. In a
+ * forked client: failures exit. */
+static void raw_connect(struct raw_client *rc, const char *path, unsigned *seed, int gap_ms)
+{
+	rc->sock = raw_socket_to(path);
+	C_TRUE(rc->sock >= 0);
+	C_TRUE(raw_dribble(rc->sock, seed, gap_ms));
+	struct raw_welcome w;
+	size_t got = 0;
+	int nfds = 0;
+	while (got < sizeof(w)) {
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(3 * sizeof(int))];
+		} cm;
+		struct iovec iov = { (char *)&w + got, sizeof(w) - got };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+		C_EQ(readable(rc->sock, 30000), 1);
+		ssize_t n = recvmsg(rc->sock, &mh, MSG_CMSG_CLOEXEC);
+		C_TRUE(n > 0); /* EOF: the server dropped us */
+		struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+		if (h && h->cmsg_type == SCM_RIGHTS) {
+			C_EQ(h->cmsg_len, CMSG_LEN(3 * sizeof(int)));
+			memcpy(rc->fds, CMSG_DATA(h), 3 * sizeof(int));
+			nfds = 3;
+		}
+		got += (size_t)n;
+	}
+	C_EQ(nfds, 3);
+	C_TRUE(memcmp(w.magic, "IPCKSHMs", 8) == 0);
+	rc->len = w.hdr_size + w.ring_size[0] + w.ring_size[1];
+	rc->base = mmap(NULL, rc->len, PROT_READ | PROT_WRITE, MAP_SHARED, rc->fds[0], 0);
+	C_TRUE(rc->base != MAP_FAILED);
+	struct ipc_shm_page *pg = (struct ipc_shm_page *)(void *)rc->base;
+	/* (mapped once: our few small records never wrap) */
+	ipc__ring_init(&rc->rx, &pg->ctl[0], rc->base + w.hdr_size, w.ring_size[0], 1 << 20);
+	ipc__ring_init(&rc->tx, &pg->ctl[1], rc->base + w.hdr_size + w.ring_size[0],
+		       w.ring_size[1], 0);
+}
+
+static void raw_send(struct raw_client *rc, const void *m, uint32_t len)
+{
+	C_TRUE(ipc__ring_space(&rc->tx, ipc__rec_size(len)) >= (int64_t)ipc__rec_size(len));
+	memcpy(ipc__ring_wptr(&rc->tx), m, len);
+	ipc__ring_put(&rc->tx, len, len);
+	ipc__ring_publish(&rc->tx);
+	/* the writer's half of the doorbell protocol, always with the fence */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_exchange(&rc->tx.ctl->rsleep, 0))
+		C_EQ(write(rc->fds[2], "d", 1), 1);
+}
+
+static ssize_t raw_recv(struct raw_client *rc, void *buf, size_t cap, int timeout_ms)
+{
+	for (int64_t end = tu_now_ms() + timeout_ms; tu_now_ms() < end;) {
+		struct ipc_rec rec;
+		int r = ipc__ring_next(&rc->rx, &rec);
+		C_TRUE(r >= 0);
+		if (r == 0) {
+			tu_sleep_ms(1);
+			continue;
+		}
+		C_TRUE(rec.len == rec.total && rec.len <= cap);
+		memcpy(buf, rec.data, rec.len);
+		ipc__ring_consume(&rc->rx, &rec);
+		return rec.len;
+	}
+	return -ETIMEDOUT;
+}
+
+static void raw_close(struct raw_client *rc)
+{
+	munmap(rc->base, rc->len);
+	for (int i = 0; i < 3; i++)
+		close(rc->fds[i]);
+	close(rc->sock);
+}
+
+/* A forked client: starts at a random moment, then either a real one
+ * (ipc_open) or one that says hello slowly by hand; sends "ping <i>",
+ * expects "pong <i>". */
+static void slow_client(const char *u, int i, int start_ms, bool raw_only)
+{
+	unsigned seed = (unsigned)getpid() * 2654435761u;
+	tu_sleep_ms((int)(rnd(&seed) % (unsigned)start_ms));
+	char m[32], r[32];
+	int n = snprintf(m, sizeof(m), "ping %d", i);
+	if (!raw_only && i % 2) {
+		ipc_chan *c;
+		C_OK(ipc_open(&c, u, IPC_CLIENT, NULL));
+		C_OK(ipc_send(c, m, (size_t)n, 30000));
+		C_EQ(ipc_recv(c, r, sizeof(r), 30000), n);
+		ipc_close(c);
+	} else {
+		struct raw_client rc;
+		raw_connect(&rc, u + 6, &seed, 25);
+		raw_send(&rc, m, (uint32_t)n);
+		C_EQ(raw_recv(&rc, r, sizeof(r), 30000), n);
+		raw_close(&rc);
+	}
+	m[1] = 'o';
+	C_TRUE(memcmp(r, m, (size_t)n) == 0);
+	_exit(0);
+}
+
+/* The server side of slow_client: "ping <i>" -> "pong <i>". */
+static void pong(ipc_chan *c, char *buf, ssize_t n)
+{
+	cr_assert(n >= 6 && memcmp(buf, "ping ", 5) == 0, "got %zd", n);
+	buf[1] = 'o';
+	T_EQ(ipc_send(c, buf, (size_t)n, 30000), 0);
+}
+
+static int reap_all(pid_t *pids, int n)
+{
+	int bad = 0;
+	for (int i = 0; i < n; i++) {
+		int st = tu_wait_child(pids[i], 60000);
+		bad += !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	return bad;
+}
+
+/* ---- rendezvous driven by an event loop ---- */
+
+/*
+ * A server channel driven only by an event loop (poll on ipc_fd, ipc_recv
+ * with timeout 0) whose client connects at a random moment and says hello
+ * slowly: each step of the rendezvous wakes the loop, and the loop is
+ * never woken for nothing for long. (Before: once the connection was
+ * accepted with its hello incomplete, nothing woke the loop again.)
+ */
+Test(shm, event_loop_server_slow_hello, .timeout = 180)
+{
+	for (int round = 0; round < 10; round++) {
+		char u[256];
+		url_of(u, sizeof(u), "evsrv", false, "capacity=4K");
+		ipc_chan *s;
+		T_EQ(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+		int fd = ipc_fd(s);
+		cr_assert_geq(fd, 0);
+		T_EQ(readable(fd, 0), 0);
+		pid_t pid = fork();
+		cr_assert(pid >= 0);
+		if (pid == 0)
+			slow_client(u, round, 200, round % 3 != 2);
+		char buf[32];
+		ssize_t n = -EAGAIN;
+		for (int it = 0; n == -EAGAIN; it++) {
+			cr_assert_lt(it, 2000, "round %d: woken without progress", round);
+			cr_assert_eq(readable(fd, 30000), 1, "round %d: the loop stalled", round);
+			n = ipc_recv(s, buf, sizeof(buf), 0);
+		}
+		pong(s, buf, n);
+		T_EQ(reap_all(&pid, 1), 0);
+		T_EQ(readable(fd, 5000), 1); /* EOF */
+		T_EQ(ipc_recv(s, buf, sizeof(buf), 0), -EPIPE);
+		ipc_close(s);
+	}
+}
+
+/* An event loop over ipc_listener_fd and the accepted channels' ipc_fd
+ * only (accept and recv with timeout 0), serving 20 clients that connect
+ * at random moments, half of them saying hello slowly. */
+Test(shm, listener_event_loop_slow_clients, .timeout = 180)
+{
+	enum { N = 20 };
+	char u[256];
+	url_of(u, sizeof(u), "evlst", false, "capacity=4K");
+	ipc_listener *l;
+	T_EQ(ipc_listen(&l, u, NULL), 0);
+	int lfd = ipc_listener_fd(l);
+	cr_assert_geq(lfd, 0);
+	T_EQ(readable(lfd, 0), 0);
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		cr_assert(pids[i] >= 0);
+		if (pids[i] == 0)
+			slow_client(u, i, 500, false);
+	}
+	struct pollfd pfd[1 + N];
+	ipc_chan *ch[N];
+	int nch = 0, served = 0, closed = 0;
+	pfd[0] = (struct pollfd){ lfd, POLLIN, 0 };
+	for (int it = 0; closed < N; it++) {
+		cr_assert_lt(it, 20000, "woken without progress");
+		int r = poll(pfd, (nfds_t)(1 + nch), 30000);
+		cr_assert_gt(r, 0, "the loop stalled: %d accepted, %d served", nch, served);
+		if (pfd[0].revents) {
+			r = ipc_accept(l, &ch[nch], 0);
+			if (r == 0) {
+				pfd[1 + nch] = (struct pollfd){ ipc_fd(ch[nch]), POLLIN, 0 };
+				cr_assert_geq(pfd[1 + nch].fd, 0);
+				nch++;
+			} else {
+				T_EQ(r, -EAGAIN);
+			}
+		}
+		for (int i = 0; i < nch; i++) {
+			if (pfd[1 + i].fd < 0 || !pfd[1 + i].revents)
+				continue;
+			char buf[32];
+			ssize_t n = ipc_recv(ch[i], buf, sizeof(buf), 0);
+			if (n == -EAGAIN)
+				continue;
+			if (n == -EPIPE) {
+				pfd[1 + i].fd = -1;
+				closed++;
+				continue;
+			}
+			pong(ch[i], buf, n);
+			served++;
+		}
+	}
+	T_EQ(served, N);
+	T_EQ(reap_all(pids, N), 0);
+	for (int i = 0; i < nch; i++)
+		ipc_close(ch[i]);
+	T_EQ(readable(lfd, 0), 0);
+	ipc_listener_close(l);
+}
+
+/* An ipc_accept(l, &c, 0) loop never drops a client whose hello has not
+ * arrived yet: 40 clients connect at random moments and say hello slowly
+ * (11 of 40 were dropped before: the half-read hello was thrown away). */
+Test(shm, accept_nowait_keeps_slow_clients, .timeout = 180)
+{
+	enum { N = 40 };
+	char u[256];
+	url_of(u, sizeof(u), "acc0", false, "capacity=4K");
+	ipc_listener *l;
+	T_EQ(ipc_listen(&l, u, NULL), 0);
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		cr_assert(pids[i] >= 0);
+		if (pids[i] == 0)
+			slow_client(u, i, 1000, false);
+	}
+	ipc_chan *ch[N];
+	int got = 0;
+	for (int it = 0; got < N; it++) {
+		int r = ipc_accept(l, &ch[got], 0);
+		if (r == 0) {
+			got++;
+			continue;
+		}
+		T_EQ(r, -EAGAIN);
+		/* every 100th time: is anyone still waiting to be accepted? */
+		if (it % 100 == 99) {
+			int alive = 0;
+			for (int i = 0; i < N; i++)
+				alive += kill(pids[i], 0) == 0 && waitpid(pids[i], NULL, WNOHANG) == 0;
+			cr_assert_gt(alive, 0, "clients gone, %d of %d accepted", got, N);
+		}
+		tu_sleep_ms(1);
+	}
+	for (int i = 0; i < N; i++) {
+		char buf[32];
+		ssize_t n = ipc_recv(ch[i], buf, sizeof(buf), 30000);
+		pong(ch[i], buf, n);
+	}
+	T_EQ(reap_all(pids, N), 0);
+	ipc_chan *none;
+	T_EQ(ipc_accept(l, &none, 0), -EAGAIN);
+	for (int i = 0; i < N; i++)
+		ipc_close(ch[i]);
+	ipc_listener_close(l);
+}
+
+/* ipc_listener_fd is readable exactly while ipc_accept would not block,
+ * step by step with hand-made clients in this process. */
+Test(shm, listener_fd_level)
+{
+	char u[256];
+	url_of(u, sizeof(u), "lfdl", false, "capacity=4K");
+	ipc_listener *l;
+	T_EQ(ipc_listen(&l, u, NULL), 0);
+	int lfd = ipc_listener_fd(l);
+	cr_assert_geq(lfd, 0);
+	T_EQ(ipc_listener_fd(l), lfd);
+	ipc_chan *c;
+	T_EQ(readable(lfd, 0), 0);
+	/* connected, silent: readable until accept takes it in, then not */
+	int s1 = raw_socket_to(u + 6);
+	cr_assert_geq(s1, 0);
+	T_EQ(readable(lfd, 1000), 1);
+	T_EQ(ipc_accept(l, &c, 0), -EAGAIN);
+	T_EQ(readable(lfd, 0), 0);
+	/* half a hello: readable (bytes), then not */
+	struct raw_hello h = raw_hello_of();
+	T_EQ(write(s1, &h, 20), 20);
+	T_EQ(readable(lfd, 1000), 1);
+	T_EQ(ipc_accept(l, &c, 0), -EAGAIN);
+	T_EQ(readable(lfd, 0), 0);
+	/* two complete hellos taken in one call: one served, the other
+	 * still makes the descriptor readable */
+	int s2 = raw_socket_to(u + 6);
+	T_EQ(write(s2, &h, sizeof(h)), (ssize_t)sizeof(h));
+	T_EQ(write(s1, (char *)&h + 20, sizeof(h) - 20), (ssize_t)sizeof(h) - 20);
+	tu_sleep_ms(50); /* (both in; a slow machine only makes it two calls) */
+	T_EQ(ipc_accept(l, &c, 1000), 0);
+	ipc_close(c);
+	T_EQ(readable(lfd, 1000), 1);
+	T_EQ(ipc_accept(l, &c, 0), 0);
+	ipc_close(c);
+	T_EQ(readable(lfd, 0), 0);
+	T_EQ(ipc_accept(l, &c, 0), -EAGAIN);
+	close(s1);
+	close(s2);
+	/* a client that hangs up before its hello is complete: readable, then
+	 * dropped */
+	int s3 = raw_socket_to(u + 6);
+	T_EQ(write(s3, &h, 8), 8);
+	close(s3);
+	T_EQ(readable(lfd, 1000), 1);
+	T_EQ(ipc_accept(l, &c, 0), -EAGAIN);
+	T_EQ(readable(lfd, 0), 0);
+	ipc_listener_close(l);
+}
+
+/* ---- ipc_fd: level-triggered from its first call ---- */
+
+/* A message queued before ipc_fd's first call makes it readable at once
+ * (poll said 0 while ipc_recv(..., 0) returned the message). */
+Test(shm, fd_first_call_sees_queued_message)
+{
+	char buf[8];
+	for (int w = 0; w < 3; w++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, w, 4096);
+		T_EQ(ipc_send(a, "abc", 3, 0), 0);
+		T_EQ(ipc_send(a, "de", 2, 0), 0);
+		int fd = ipc_fd(b);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(readable(fd, 0), 1, "%s", wait_names[w]);
+		T_EQ(ipc_recv(b, buf, sizeof(buf), 0), 3);
+		cr_assert_eq(readable(fd, 0), 1, "%s", wait_names[w]);
+		T_EQ(ipc_recv(b, buf, sizeof(buf), 0), 2);
+		cr_assert_eq(readable(fd, 0), 0, "%s", wait_names[w]);
+		ipc_close(a);
+		ipc_close(b);
+	}
+	/* named: on a server that attached before, and on a client that has
+	 * not even read the welcome yet */
+	char u[256];
+	url_of(u, sizeof(u), "fdq", false, NULL);
+	ipc_chan *s, *c;
+	T_EQ(ipc_open(&s, u, IPC_SERVER, NULL), 0);
+	T_EQ(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+	T_EQ(ipc_send(s, "srv", 3, 5000), 0); /* attaches */
+	int cfd = ipc_fd(c);
+	T_EQ(readable(cfd, 5000), 1);
+	T_EQ(ipc_recv(c, buf, sizeof(buf), 0), 3);
+	T_EQ(readable(cfd, 0), 0);
+	T_EQ(ipc_send(c, "cli", 3, 5000), 0);
+	int sfd = ipc_fd(s);
+	T_EQ(readable(sfd, 0), 1);
+	T_EQ(ipc_recv(s, buf, sizeof(buf), 0), 3);
+	T_EQ(readable(sfd, 0), 0);
+	ipc_close(c);
+	ipc_close(s);
 }

@@ -53,6 +53,7 @@
 #define SHM_PEER_CHECK_NS 2000000  /* spinning: look at the socket this often */
 #define SHM_CLOSE_LINGER_MS 1000   /* close: time given to the rest of a cut message */
 #define SHM_HELLO_MS 1000          /* server: time a connected client has to say hello */
+#define SHM_PENDING_MAX 64         /* server: connections awaiting their hello, per endpoint */
 
 /* Rendezvous messages on the socket (native byte order: same machine). */
 struct shm_hello {
@@ -80,19 +81,38 @@ struct shm_map {
 	struct ipc_shm_page *page;
 };
 
+/* A connection accepted by a server whose hello is not served yet. */
+struct shm_conn {
+	int fd;
+	bool done;              /* hello[] holds its whole hello, checked */
+	size_t got;
+	int64_t until;          /* CLOCK_MONOTONIC ns: its hello is due then */
+	unsigned char hello[sizeof(struct shm_hello)];
+};
+
+/* A server endpoint: the listening socket and the connections taken from
+ * its backlog whose hello has not (all) arrived. A server channel has one
+ * until it attaches, a listener for its life. */
+struct shm_accq {
+	int lfd;
+	bool abstract;          /* an abstract name: peers of our uid only */
+	struct ipc_file file;   /* the socket file (removed by its creator) */
+	int epfd, evfd;         /* the owner's pollable set and eventfd, once
+	                           asked for (borrowed), or -1 */
+	bool ev_set;            /* evfd signalled: a conn is done */
+	int n;
+	struct shm_conn conn[SHM_PENDING_MAX];
+};
+
 struct shm {
 	int role;               /* IPC_SERVER or IPC_CLIENT */
 	int side;               /* 0 server (sends on ring 0), 1 client */
-	int lfd;                /* server, until attached */
-	int pconn;              /* server: accepted, hello not complete yet */
-	ipc_deadline pconn_dl;  /* ... and when its hello must be complete (anchored) */
+	struct shm_accq *acc;   /* server channel, until attached */
 	int sock;               /* connected socket */
 	int efd_rx;             /* our data doorbell: a pipe's read end (blocking) */
 	int efd_tx;             /* the peer's: a pipe's write end (nonblocking) */
 	int selfd;              /* ipc_fd: an eventfd we signal ourselves */
 	int epfd;               /* ipc_fd, -1 until asked for */
-	struct ipc_file file;   /* server: the socket file to remove */
-	bool abstract;
 	uint64_t capacity;      /* our ring size request (rounded) */
 	size_t peer_max;
 	int spin_ns;            /* 0: never spin; -1: spin only */
@@ -105,7 +125,7 @@ struct shm {
 	bool fd_sloppy;         /* ipc_fd without signals: always readable */
 	atomic_bool fd_mode;    /* ipc_fd was asked for: keep its level */
 	struct shm_map map;
-	/* rendezvous in progress */
+	/* client: the welcome so far */
 	unsigned char hs[sizeof(struct shm_welcome)];
 	size_t hs_got;
 	int hs_fds[SHM_NFDS];
@@ -140,9 +160,10 @@ struct shm {
 enum { PEEK_INPLACE = 1, PEEK_PART = 2 };
 
 struct shm_listener {
-	int lfd;
-	bool abstract;
-	struct ipc_file file;
+	pthread_mutex_t lock;   /* one accept (or listener_fd set-up) at a time */
+	bool lock_init;
+	int epfd, evfd;         /* listener_fd and its eventfd, -1 until asked for */
+	struct shm_accq q;
 };
 
 static struct shm *S(ipc_chan *c)
@@ -207,7 +228,7 @@ static bool ring_size_ok(uint64_t s)
 static void shm_init(ipc_chan *c)
 {
 	struct shm *s = S(c);
-	s->lfd = s->pconn = s->sock = s->efd_rx = s->efd_tx = s->selfd = s->epfd = -1;
+	s->sock = s->efd_rx = s->efd_tx = s->selfd = s->epfd = -1;
 	for (int i = 0; i < SHM_NFDS; i++)
 		s->hs_fds[i] = -1;
 }
@@ -261,20 +282,20 @@ static void shm_bind(ipc_chan *c, uint64_t hdr, const uint64_t size[2], size_t p
 
 /* ---- socket helpers ---- */
 
-/* Read exactly n handshake bytes into s->hs (resuming at s->hs_got),
+/* Client: read the welcome into s->hs (resuming at s->hs_got) within dl,
  * collecting up to SHM_NFDS descriptors. 0, -EPIPE on EOF, a timeout
  * error, -EPROTO (unexpected descriptors) or -errno. */
-static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline *dl)
+static int welcome_read(struct shm *s, ipc_deadline *dl)
 {
-	while (s->hs_got < n) {
+	while (s->hs_got < sizeof(struct shm_welcome)) {
 		union {
 			struct cmsghdr h;
 			char buf[CMSG_SPACE(sizeof(int) * SHM_NFDS)];
 		} cm;
-		struct iovec iov = { s->hs + s->hs_got, n - s->hs_got };
+		struct iovec iov = { s->hs + s->hs_got, sizeof(struct shm_welcome) - s->hs_got };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 				     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
-		ssize_t k = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		ssize_t k = recvmsg(s->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -282,7 +303,7 @@ static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline 
 				return -EPIPE;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -errno;
-			int r = ipc__wait_fd(fd, POLLIN, dl);
+			int r = ipc__wait_fd(s->sock, POLLIN, dl);
 			if (r < 0)
 				return r;
 			continue;
@@ -295,7 +316,7 @@ static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline 
 			for (size_t i = 0; i < nf; i++) {
 				int f;
 				memcpy(&f, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-				if (want_fds && s->hs_nfds < SHM_NFDS)
+				if (s->hs_nfds < SHM_NFDS)
 					s->hs_fds[s->hs_nfds++] = f;
 				else {
 					close(f);
@@ -310,6 +331,41 @@ static int hs_read(struct shm *s, int fd, size_t n, bool want_fds, ipc_deadline 
 		s->hs_got += (size_t)k;
 	}
 	return 0;
+}
+
+/* Server: a hello from a client of ours? */
+static bool hello_ok(const struct shm_hello *h)
+{
+	return memcmp(h->magic, "IPCKSHMc", 8) == 0 && h->version == IPC_SHM_VERSION &&
+	       h->size == sizeof(*h) && h->max_msg != 0 && h->max_msg <= IPC_SHM_MAX_MSG &&
+	       h->wait <= 2 && (!h->capacity || ring_size_ok(h->capacity));
+}
+
+/* Server: read what has arrived of k's hello, never waiting. 1 once it is
+ * complete and valid, 0 while bytes are missing, -1 when the connection
+ * must go (EOF, an error, descriptors, bytes that are no hello). */
+static int conn_read(struct shm_conn *k)
+{
+	while (k->got < sizeof(k->hello)) {
+		/* no control buffer: descriptors a client passes are discarded
+		 * by the kernel, and MSG_CTRUNC says it tried */
+		struct iovec iov = { k->hello + k->got, sizeof(k->hello) - k->got };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n = recvmsg(k->fd, &mh, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		if (n == 0 || (mh.msg_flags & MSG_CTRUNC))
+			return -1;
+		k->got += (size_t)n;
+		/* garbage goes as soon as its first bytes show */
+		if (memcmp(k->hello, "IPCKSHMc", k->got < 8 ? k->got : 8) != 0)
+			return -1;
+	}
+	struct shm_hello h;
+	memcpy(&h, k->hello, sizeof(h));
+	return hello_ok(&h) ? 1 : -1;
 }
 
 /* ---- server side of the rendezvous ---- */
@@ -379,16 +435,15 @@ static bool shm_reader_barrier(void)
 	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
 }
 
-/* conn sent a complete hello in s->hs: build the mapping and answer. */
-static int shm_serve(ipc_chan *c, int conn)
+/* conn sent the complete, checked hello in k: build the mapping and
+ * answer. On success the channel owns conn; on failure it is the caller's
+ * (-ENOMEM, -EMFILE...: our trouble; -EPIPE...: the client's). */
+static int shm_serve(ipc_chan *c, const struct shm_conn *k)
 {
 	struct shm *s = S(c);
+	int conn = k->fd;
 	struct shm_hello h;
-	memcpy(&h, s->hs, sizeof(h));
-	if (memcmp(h.magic, "IPCKSHMc", 8) != 0 || h.version != IPC_SHM_VERSION ||
-	    h.size != sizeof(h) || h.max_msg == 0 || h.max_msg > IPC_SHM_MAX_MSG || h.wait > 2 ||
-	    (h.capacity && !ring_size_ok(h.capacity)))
-		return -EPROTO;
+	memcpy(&h, k->hello, sizeof(h));
 	uint64_t rs = s->capacity > h.capacity ? s->capacity : h.capacity;
 	uint64_t size[2] = { rs, rs };
 	uint64_t hdr = page_size() > 4096 ? page_size() : 4096;
@@ -444,13 +499,13 @@ static int shm_serve(ipc_chan *c, int conn)
 	ch->cmsg_type = SCM_RIGHTS;
 	ch->cmsg_len = CMSG_LEN(sizeof(fds));
 	memcpy(CMSG_DATA(ch), fds, sizeof(fds));
-	ssize_t k;
+	ssize_t n;
 	do
-		k = sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (k < 0 && errno == EINTR);
+		n = sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
 	/* a fresh socket's buffer always takes these few bytes at once */
-	if (k != (ssize_t)sizeof(w)) {
-		r = k < 0 ? (errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno) : -EPROTO;
+	if (n != (ssize_t)sizeof(w)) {
+		r = n < 0 ? (errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno) : -EPROTO;
 		munmap(s->map.base, s->map.len);
 		s->map.base = NULL;
 		goto fail;
@@ -472,50 +527,236 @@ fail:
 	return r;
 }
 
-/* Accept one client on lfd and serve it, within dl. A connection that is
- * not a valid ipckit client of ours is dropped and the wait goes on. A
- * client whose hello has not fully arrived when dl passes is kept in
- * s->pconn for the next call. */
-static int shm_accept_on(ipc_chan *c, int lfd, ipc_deadline *dl)
+/* ---- server endpoint: the listening socket and pending connections ---- */
+
+static void accq_init(struct shm_accq *q)
 {
-	struct shm *s = S(c);
-	for (;;) {
-		if (s->pconn < 0) {
-			int fd = ipc__accept(lfd, dl);
-			if (fd < 0)
-				return fd;
-			if (s->abstract && ipc__unix_peer_same_uid(fd) < 0) {
-				close(fd);
-				continue;
-			}
-			s->pconn = fd;
-			s->hs_got = 0;
-			s->pconn_dl = ipc__dl_in(SHM_HELLO_MS);
+	q->lfd = q->epfd = q->evfd = -1;
+	q->n = 0;
+}
+
+static int accq_listen(struct shm_accq *q, const ipc_url *u, unsigned mode, int backlog)
+{
+	int r = ipc__unix_listen(u->path, u->abstract, mode, backlog, &q->file);
+	if (r < 0)
+		return r;
+	q->lfd = r;
+	q->abstract = u->abstract;
+	return 0;
+}
+
+static void ep_del(int epfd, int fd)
+{
+	if (epfd >= 0)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static int ep_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	return epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* Forget connection i: out of the owner's set, closed unless keep (the
+ * channel that served it took it). The last one takes its slot. */
+static void accq_remove(struct shm_accq *q, int i, bool keep)
+{
+	ep_del(q->epfd, q->conn[i].fd);
+	if (!keep)
+		close(q->conn[i].fd);
+	q->conn[i] = q->conn[--q->n];
+}
+
+/*
+ * Close the endpoint: the pending connections, the listening socket, and
+ * the name when remove_name (the creating process: ipc__owned). With
+ * unwatch, everything leaves the owner's epoll set first: the set lives
+ * on (a server channel's ipc_fd after attach), and a copy of a descriptor
+ * inherited by a child would keep it in there. (A forked child's close
+ * must not unwatch: the set is shared with the parent.)
+ */
+static void accq_close(struct shm_accq *q, bool remove_name, bool unwatch)
+{
+	if (!unwatch)
+		q->epfd = -1;
+	while (q->n)
+		accq_remove(q, q->n - 1, false);
+	if (q->lfd >= 0) {
+		ep_del(q->epfd, q->lfd);
+		ipc__close_fd(&q->lfd);
+		if (remove_name)
+			ipc__file_remove(&q->file);
+	}
+	q->epfd = q->evfd = -1;
+}
+
+/* Keep evfd readable exactly while a connection holds a complete hello
+ * (its socket, whose bytes we took, no longer says so). */
+static void accq_level(struct shm_accq *q)
+{
+	if (q->evfd < 0)
+		return;
+	bool want = false;
+	for (int i = 0; i < q->n && !want; i++)
+		want = q->conn[i].done;
+	if (want == q->ev_set)
+		return;
+	uint64_t v = 1;
+	if (want) {
+		if (write(q->evfd, &v, sizeof(v)) == sizeof(v))
+			q->ev_set = true;
+	} else if (read(q->evfd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN) {
+		q->ev_set = false;
+	}
+}
+
+/* The owner's pollable set (ipc_fd, listener_fd) is made: watch the
+ * listening socket, the connections still saying hello and evfd. */
+static int accq_watch(struct shm_accq *q, int epfd, int evfd)
+{
+	int r = ep_add(epfd, evfd);
+	if (r == 0 && q->lfd >= 0)
+		r = ep_add(epfd, q->lfd);
+	for (int i = 0; r == 0 && i < q->n; i++)
+		if (!q->conn[i].done)
+			r = ep_add(epfd, q->conn[i].fd);
+	if (r < 0)
+		return r; /* (the caller closes epfd: nothing stays registered) */
+	q->epfd = epfd;
+	q->evfd = evfd;
+	q->ev_set = false;
+	accq_level(q);
+	return 0;
+}
+
+/* A connection is done or dropped; *now is read once per pass. */
+static void conn_step(struct shm_accq *q, int i, int64_t *now, int64_t *soonest)
+{
+	struct shm_conn *k = &q->conn[i];
+	int h = conn_read(k);
+	if (h > 0) {
+		k->done = true;
+		ep_del(q->epfd, k->fd); /* (nothing more to read) */
+		return;
+	}
+	if (h == 0) {
+		if (!*now)
+			*now = ipc__now_ns();
+		if (*now < k->until) {
+			if (k->until < *soonest)
+				*soonest = k->until;
+			return;
 		}
-		/* A client gets SHM_HELLO_MS to say hello: one that connects
-		 * and stays silent must not keep the others waiting. */
-		ipc_deadline *hdl = dl;
-		if (ipc__dl_forever(dl) ||
-		    (!ipc__dl_nowait(dl) && s->pconn_dl.at < ipc__dl_at(dl)))
-			hdl = &s->pconn_dl;
-		int r = hs_read(s, s->pconn, sizeof(struct shm_hello), false, hdl);
-		if (r == -ETIMEDOUT || r == -EAGAIN) {
-			if (ipc__expired(&s->pconn_dl)) {
-				ipc__close_fd(&s->pconn); /* silent: take the next */
-				continue;
-			}
+	}
+	accq_remove(q, i, false); /* not a client of ours, or silent too long */
+}
+
+/* Take what waits in the backlog (up to SHM_PENDING_MAX pending) and read
+ * each one's hello as far as it came. 0, or -errno of our own (-EMFILE...). */
+static int accq_pull(struct shm_accq *q, int64_t *now, int64_t *soonest)
+{
+	while (q->n < SHM_PENDING_MAX) {
+		int fd = ipc__accept4(q->lfd, SOCK_CLOEXEC);
+		if (fd == -EINTR || fd == -ECONNABORTED)
+			continue;
+		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+			return 0;
+		if (fd < 0)
+			return fd;
+		if (q->abstract && ipc__unix_peer_same_uid(fd) < 0) {
+			close(fd); /* another user on our abstract name */
+			continue;
+		}
+		int r = ep_add(q->epfd, fd);
+		if (r < 0) {
+			close(fd);
 			return r;
 		}
-		if (r == 0 && (r = shm_serve(c, s->pconn)) == 0) {
-			s->pconn = -1;
-			return 0;
+		if (!*now)
+			*now = ipc__now_ns();
+		q->conn[q->n++] = (struct shm_conn){ .fd = fd, .until = *now + SHM_HELLO_MS * 1000000LL };
+		conn_step(q, q->n - 1, now, soonest);
+	}
+	return 0;
+}
+
+/*
+ * Find a connection whose complete hello has arrived, within dl: 0 with
+ * *idx, the timeout error, or -errno of our own. Every call first looks
+ * without waiting (one poll over the listening socket and the connections
+ * still saying hello), then waits for any of them. A connection whose
+ * hello is still incomplete when dl passes stays pending for the next
+ * call; one that has not completed it SHM_HELLO_MS after it was accepted,
+ * or that sends something else, is dropped.
+ */
+static int accq_next(struct shm_accq *q, ipc_deadline *dl, int *idx)
+{
+	struct pollfd pfd[1 + SHM_PENDING_MAX];
+	ipc_deadline slice, *wait = IPC_NOWAIT;
+	for (;;) {
+		pfd[0] = (struct pollfd){ q->n < SHM_PENDING_MAX ? q->lfd : -1, POLLIN, 0 };
+		for (int i = 0; i < q->n; i++)
+			pfd[1 + i] = (struct pollfd){ q->conn[i].done ? -1 : q->conn[i].fd, POLLIN, 0 };
+		int r = ipc__wait_fds(pfd, 1 + q->n, wait);
+		if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT)
+			return r;
+		int64_t now = 0, soonest = INT64_MAX;
+		/* from the last: a dropped one's slot takes the last, already seen */
+		for (int i = q->n - 1; i >= 0; i--)
+			if (!q->conn[i].done && pfd[1 + i].revents)
+				conn_step(q, i, &now, &soonest);
+		int err = pfd[0].revents ? accq_pull(q, &now, &soonest) : 0;
+		/* the hello deadlines of the quiet ones */
+		for (int i = q->n - 1; i >= 0; i--) {
+			if (q->conn[i].done)
+				continue;
+			if (!now)
+				now = ipc__now_ns();
+			if (now >= q->conn[i].until)
+				accq_remove(q, i, false);
+			else if (q->conn[i].until < soonest)
+				soonest = q->conn[i].until;
 		}
-		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
-			return r;  /* our trouble, not the client's */
-		ipc__close_fd(&s->pconn);
+		for (int i = 0; i < q->n; i++) {
+			if (q->conn[i].done) {
+				*idx = i;
+				return 0;
+			}
+		}
+		if (err < 0)
+			return err;
 		if (ipc__expired(dl))
 			return ipc__timeout_err(dl);
+		/* wait for bytes, a client, or the next hello deadline */
+		wait = dl;
+		if (soonest != INT64_MAX) {
+			int64_t ms = (soonest - now) / 1000000 + 1;
+			slice = ipc__dl_slice(dl, ms > INT32_MAX ? INT32_MAX : (int)ms);
+			wait = &slice;
+		}
 	}
+}
+
+/* Accept a client from q and serve it within dl. A client that fails
+ * (went away) is dropped and the wait goes on; when the failure is ours
+ * (-ENOMEM, -EMFILE, -ENFILE) the client stays pending, done, for the
+ * next call. */
+static int shm_accept_from(ipc_chan *c, struct shm_accq *q, ipc_deadline *dl)
+{
+	int i, r;
+	for (;;) {
+		if ((r = accq_next(q, dl, &i)) < 0)
+			break;
+		if ((r = shm_serve(c, &q->conn[i])) == 0) {
+			accq_remove(q, i, true); /* the channel has it */
+			break;
+		}
+		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+			break;
+		accq_remove(q, i, false);
+	}
+	accq_level(q);
+	return r;
 }
 
 /* ---- client side of the rendezvous ---- */
@@ -530,7 +771,7 @@ static void hs_drop_fds(struct shm *s)
 static int shm_join(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
-	int r = hs_read(s, s->sock, sizeof(struct shm_welcome), true, dl);
+	int r = welcome_read(s, dl);
 	if (r == -ETIMEDOUT || r == -EAGAIN)
 		return r;
 	if (r < 0)
@@ -568,7 +809,7 @@ fail:
 	return r;
 }
 
-static void shm_fd_update(struct shm *s);
+static int shm_fd_update(struct shm *s);
 
 /* Attach on first use (server: accept; client: take the descriptors). */
 static int shm_attach(ipc_chan *c, ipc_deadline *dl)
@@ -580,22 +821,20 @@ static int shm_attach(ipc_chan *c, ipc_deadline *dl)
 		return r;
 	if (!atomic_load(&s->ready)) {
 		if (s->role == IPC_SERVER) {
-			r = shm_accept_on(c, s->lfd, dl);
+			r = shm_accept_from(c, s->acc, dl);
 			if (r == 0) {
-				/* a channel is a pair: release the endpoint (a copy
-				 * of it inherited by a child would keep it in the
-				 * epoll set: remove it by hand) */
-				if (s->epfd >= 0)
-					epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
-				ipc__close_fd(&s->lfd);
-				ipc__file_remove(&s->file);
+				/* a channel is a pair: release the endpoint, and
+				 * drop the other clients */
+				accq_close(s->acc, true, true);
+				free(s->acc);
+				s->acc = NULL;
 			}
 		} else {
 			r = shm_join(c, dl);
 		}
 		if (r == 0) {
 			atomic_store(&s->ready, true);
-			shm_fd_update(s);
+			(void)shm_fd_update(s);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -1344,14 +1583,18 @@ static void ep_set(int epfd, int fd, uint32_t events)
 
 /* Put the right descriptors in the epoll set for the current state
  * (called with s->lock held). */
-static void shm_fd_update(struct shm *s)
+static int shm_fd_update(struct shm *s)
 {
 	if (s->epfd < 0)
-		return;
+		return 0;
 	if (!atomic_load(&s->ready)) {
-		/* not attached: readable when the peer shows up */
-		ep_set(s->epfd, s->role == IPC_SERVER ? s->lfd : s->sock, EPOLLIN);
-		return;
+		/* not attached: readable while attaching would make progress
+		 * (server: a client in the backlog, hello bytes, a complete
+		 * hello not served yet; client: the welcome) */
+		if (s->role == IPC_SERVER)
+			return accq_watch(s->acc, s->epfd, s->selfd);
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = s->sock };
+		return epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sock, &ev) < 0 ? -errno : 0;
 	}
 	/* (a server's listener left the set when it was closed) */
 	ep_set(s->epfd, s->sock, EPOLLRDHUP);
@@ -1372,7 +1615,11 @@ static void shm_fd_update(struct shm *s)
 			s->fd_sloppy = true;
 	}
 	atomic_store(&s->fd_mode, true);
+	/* readable at once for messages that are already waiting: nobody
+	 * signalled them (the peer rings only a reader that said it sleeps) */
+	s->drained = true;
 	shm_fd_level(s);
+	return 0;
 }
 
 static int shm_fd(ipc_chan *c)
@@ -1390,7 +1637,13 @@ static int shm_fd(ipc_chan *c)
 		}
 		s->selfd = ev;
 		s->epfd = ep;
-		shm_fd_update(s);
+		int r = shm_fd_update(s);
+		if (r < 0) {
+			ipc__close_fd(&s->epfd);
+			ipc__close_fd(&s->selfd);
+			pthread_mutex_unlock(&s->lock);
+			return r;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return s->epfd;
@@ -1441,13 +1694,11 @@ static int shm_open_chan(ipc_chan *c, const ipc_url *u, int flags)
 	int r = shm_prepare(c, flags);
 	if (r < 0)
 		return r;
-	s->abstract = u->abstract;
 	if (flags == IPC_SERVER) {
-		r = ipc__unix_listen(u->path, u->abstract, c->cfg.mode, 8, &s->file);
-		if (r < 0)
-			return r;
-		s->lfd = r;
-		return 0;
+		if (!(s->acc = ipc__malloc(sizeof(*s->acc))))
+			return -ENOMEM;
+		accq_init(s->acc);
+		return accq_listen(s->acc, u, c->cfg.mode, 8);
 	}
 	r = ipc__unix_connect(u->path, u->abstract, c->cfg.connect_timeout_ms);
 	if (r < 0)
@@ -1471,12 +1722,12 @@ static int shm_pair(ipc_chan *a, ipc_chan *b)
 		return -errno;
 	/* the same rendezvous as over a named socket, through the buffers */
 	sb->sock = sv[1];
-	sa->pconn = sv[0];
-	if ((r = shm_hello_send(b)) < 0 ||
-	    (r = hs_read(sa, sv[0], sizeof(struct shm_hello), false, IPC_NOWAIT)) < 0 ||
-	    (r = shm_serve(a, sv[0])) < 0)
+	struct shm_conn k = { .fd = sv[0] };
+	if ((r = shm_hello_send(b)) < 0 || (r = conn_read(&k) > 0 ? 0 : -EPROTO) < 0 ||
+	    (r = shm_serve(a, &k)) < 0) {
+		close(sv[0]);
 		return r;
-	sa->pconn = -1;
+	}
 	atomic_store(&sa->ready, true);
 	if ((r = shm_join(b, IPC_NOWAIT)) < 0)
 		return r;
@@ -1494,12 +1745,12 @@ static void shm_close(ipc_chan *c)
 	if (atomic_load(&s->ready) && s->map.base) {
 		atomic_fetch_add_explicit(&s->map.page->closed[s->side], 1, memory_order_release);
 	}
-	if (s->lfd >= 0) {
-		ipc__close_fd(&s->lfd);
-		if (ipc__owned(c->owner))
-			ipc__file_remove(&s->file);
+	if (s->acc) {
+		/* (only the creator removes the name) */
+		accq_close(s->acc, ipc__owned(c->owner), false);
+		free(s->acc);
+		s->acc = NULL;
 	}
-	ipc__close_fd(&s->pconn);
 	ipc__close_fd(&s->sock);
 	ipc__close_fd(&s->efd_rx);
 	ipc__close_fd(&s->efd_tx);
@@ -1524,43 +1775,76 @@ static struct shm_listener *L(ipc_listener *l)
 
 static int shm_listen(ipc_listener *l, const ipc_url *u)
 {
+	struct shm_listener *sl = L(l);
 	uint64_t cap;
 	int r = ring_size_for(l->cfg.capacity, &cap);
 	if (r < 0)
 		return r;
-	r = ipc__unix_listen(u->path, u->abstract, l->cfg.mode, 64, &L(l)->file);
-	if (r < 0)
+	sl->epfd = sl->evfd = -1;
+	accq_init(&sl->q);
+	if (pthread_mutex_init(&sl->lock, NULL) != 0)
+		return -ENOMEM;
+	/* (the core frees l after a failed listen without closing it) */
+	if ((r = accq_listen(&sl->q, u, l->cfg.mode, 64)) < 0) {
+		pthread_mutex_destroy(&sl->lock);
 		return r;
-	L(l)->lfd = r;
-	L(l)->abstract = u->abstract;
+	}
+	sl->lock_init = true;
 	return 0;
 }
 
+/* A client whose hello is incomplete when dl passes stays pending in the
+ * listener for the next call (accq_next). */
 static int shm_accept(ipc_listener *l, ipc_chan *c, ipc_deadline *dl)
 {
-	struct shm *s = S(c);
+	struct shm_listener *sl = L(l);
 	int r = shm_prepare(c, IPC_SERVER);
-	if (r < 0)
+	if (r < 0 || (r = ipc__mutex_lock_dl(&sl->lock, dl)) < 0)
 		return r;
-	s->abstract = L(l)->abstract;
-	/* (a half-read hello is dropped by shm_close: the core closes c) */
-	if ((r = shm_accept_on(c, L(l)->lfd, dl)) < 0)
-		return r;
-	atomic_store(&s->ready, true);
-	return 0;
+	r = shm_accept_from(c, &sl->q, dl);
+	pthread_mutex_unlock(&sl->lock);
+	if (r == 0)
+		atomic_store(&S(c)->ready, true);
+	return r;
+}
+
+/* Readable while accept would not block: a client in the backlog, hello
+ * bytes (or EOF) on a pending connection, or (evfd) a complete hello
+ * taken from its socket but not served yet. */
+static int shm_listener_fd(ipc_listener *l)
+{
+	struct shm_listener *sl = L(l);
+	pthread_mutex_lock(&sl->lock);
+	if (sl->epfd < 0) {
+		int ev = ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		int ep = ev < 0 ? ev : ipc__epoll();
+		int r = ep < 0 ? ep : accq_watch(&sl->q, ep, ev);
+		if (r < 0) {
+			if (ep >= 0)
+				close(ep);
+			if (ev >= 0)
+				close(ev);
+			pthread_mutex_unlock(&sl->lock);
+			return r;
+		}
+		sl->evfd = ev;
+		sl->epfd = ep;
+	}
+	pthread_mutex_unlock(&sl->lock);
+	return sl->epfd;
 }
 
 static void shm_listener_close(ipc_listener *l)
 {
 	struct shm_listener *sl = L(l);
-	if (sl->lfd >= 0) {
-		close(sl->lfd);
-		sl->lfd = -1;
-		/* the path is the listener's own: remove it (not a forked
-		 * child's copy, and only while it is still our file) */
-		if (ipc__owned(l->owner))
-			ipc__file_remove(&sl->file);
-	}
+	bool owned = ipc__owned(l->owner);
+	/* (a forked child's copy closes descriptors, nothing more) */
+	accq_close(&sl->q, owned, false);
+	ipc__close_fd(&sl->epfd);
+	ipc__close_fd(&sl->evfd);
+	if (sl->lock_init && owned)
+		pthread_mutex_destroy(&sl->lock);
+	sl->lock_init = false;
 }
 
 const struct ipc_backend ipc__backend_shm = {
@@ -1585,5 +1869,6 @@ const struct ipc_backend ipc__backend_shm = {
 	.close = shm_close,
 	.listen = shm_listen,
 	.accept = shm_accept,
+	.listener_fd = shm_listener_fd,
 	.listener_close = shm_listener_close,
 };
