@@ -1982,3 +1982,129 @@ Test(shm, fd_first_call_sees_queued_message)
 	ipc_close(c);
 	ipc_close(s);
 }
+
+/* ---- a hostile server: what arrives over SCM_RIGHTS is checked ---- */
+
+enum bad_kind {
+	BAD_NONE,           /* a correct welcome: the control */
+	BAD_ZERO_BELL,      /* /dev/zero as our doorbell: always readable */
+	BAD_SOCKET_BELL,    /* a socket as our doorbell */
+	BAD_WRITE_END,      /* a pipe's write end where our read end belongs */
+	BAD_READ_END,       /* a pipe's read end where the server's write end belongs */
+	BAD_NULL_BELL,      /* /dev/null as the server's doorbell */
+	BAD_SMALL_MEMFD,    /* a memfd smaller than announced */
+	BAD_UNSEALED_MEMFD, /* a memfd the server could shrink under us */
+	BAD_WSEALED_MEMFD,  /* a memfd sealed against writes */
+	BAD_KINDS
+};
+
+struct fake_server {
+	int lfd;
+	enum bad_kind kind;
+	int result; /* 0: the client hung up after the welcome */
+};
+
+static void *fake_server_main(void *arg)
+{
+	struct fake_server *fs = arg;
+	fs->result = 1;
+	int conn = accept(fs->lfd, NULL, NULL);
+	struct raw_hello h;
+	if (conn < 0 || recv(conn, &h, sizeof(h), MSG_WAITALL) != (ssize_t)sizeof(h))
+		return NULL;
+	uint64_t ring = 4096, hdr = 4096, size = hdr + 2 * ring;
+	int memfd = memfd_create("fake-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int p0[2], p1[2], sv[2];
+	if (memfd < 0 || pipe2(p0, O_CLOEXEC) < 0 || pipe2(p1, O_CLOEXEC) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    ftruncate(memfd, (off_t)(fs->kind == BAD_SMALL_MEMFD ? size - 4096 : size)) < 0)
+		return NULL;
+	int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	if (fs->kind == BAD_WSEALED_MEMFD)
+		seals |= F_SEAL_WRITE;
+	if (fs->kind != BAD_UNSEALED_MEMFD && fcntl(memfd, F_ADD_SEALS, seals) < 0)
+		return NULL;
+	int fds[3] = { memfd, p0[0], p1[1] };
+	switch (fs->kind) {
+	case BAD_ZERO_BELL: fds[1] = open("/dev/zero", O_RDONLY | O_CLOEXEC); break;
+	case BAD_SOCKET_BELL: fds[1] = sv[0]; break;
+	case BAD_WRITE_END: fds[1] = p0[1]; break;
+	case BAD_READ_END: fds[2] = p1[0]; break;
+	case BAD_NULL_BELL: fds[2] = open("/dev/null", O_WRONLY | O_CLOEXEC); break;
+	default: break;
+	}
+	struct raw_welcome w = { .magic = "IPCKSHMs", .version = 1, .size = 48,
+				 .max_msg = 1 << 20, .hdr_size = hdr, .ring_size = { ring, ring } };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = { &w, sizeof(w) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(ch), fds, sizeof(fds));
+	if (sendmsg(conn, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(w))
+		return NULL;
+	/* the client must close the channel: we see it hang up */
+	char b;
+	if (readable(conn, 10000) == 1 && recv(conn, &b, 1, 0) <= 0)
+		fs->result = 0;
+	if (fds[1] != p0[0])
+		close(fds[1]);
+	if (fds[2] != p1[1] && fds[2] != p1[0])
+		close(fds[2]);
+	close(memfd);
+	close(p0[0]);
+	close(p0[1]);
+	close(p1[0]);
+	close(p1[1]);
+	close(sv[0]);
+	close(sv[1]);
+	close(conn);
+	return NULL;
+}
+
+Test(shm, hostile_server_descriptors, .timeout = 120)
+{
+	static const char *const names[] = { "none", "zero-bell", "socket-bell", "write-end",
+					     "read-end", "null-bell", "small-memfd",
+					     "unsealed-memfd", "wsealed-memfd" };
+	for (int kind = 0; kind < BAD_KINDS; kind++) {
+		char u[256], buf[16];
+		snprintf(u, sizeof(u), "shm:///tmp/ipck-shm-%d-fake%d", (int)getpid(), kind);
+		unlink(u + 6);
+		struct fake_server fs = { .kind = (enum bad_kind)kind };
+		fs.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", u + 6);
+		cr_assert_eq(bind(fs.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		cr_assert_eq(listen(fs.lfd, 1), 0);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, fake_server_main, &fs), 0);
+		ipc_chan *c;
+		T_EQ(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+		if (kind == BAD_NONE) {
+			/* the control: attached, nothing to read */
+			cr_assert_eq(ipc_recv(c, buf, sizeof(buf), 100), -ETIMEDOUT);
+			ipc_close(c);
+		} else {
+			cr_assert_eq(ipc_recv(c, buf, sizeof(buf), 3000), -EPROTO, "%s", names[kind]);
+			/* sticky, also for a receive that would wait forever */
+			cr_assert_eq(ipc_recv(c, buf, sizeof(buf), -1), -EPROTO, "%s", names[kind]);
+			cr_assert_eq(ipc_send(c, "x", 1, -1), -EPROTO, "%s", names[kind]);
+			int fd = ipc_fd(c);
+			cr_assert(fd >= 0 && readable(fd, 0) == 1, "%s: ipc_fd", names[kind]);
+		}
+		pthread_join(t, NULL);
+		cr_assert_eq(fs.result, 0, "%s: the channel was not closed", names[kind]);
+		if (kind != BAD_NONE)
+			ipc_close(c);
+		close(fs.lfd);
+		unlink(u + 6);
+	}
+}

@@ -295,6 +295,10 @@ static int welcome_read(struct shm *s, ipc_deadline *dl)
 		struct iovec iov = { s->hs + s->hs_got, sizeof(struct shm_welcome) - s->hs_got };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 				     .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+		/* (this read creates the descriptors: the choke point first,
+		 * so that an injected EMFILE consumes nothing) */
+		if (s->hs_nfds < SHM_NFDS && ipc__fd_fault())
+			return -EMFILE;
 		ssize_t k = recvmsg(s->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (k < 0) {
 			if (errno == EINTR)
@@ -768,11 +772,51 @@ static void hs_drop_fds(struct shm *s)
 	s->hs_nfds = 0;
 }
 
+/* The access mode of fd is want: O_RDONLY, O_WRONLY or O_RDWR. */
+static bool fd_mode_is(int fd, int want)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && (fl & O_ACCMODE) == want;
+}
+
+/*
+ * What the server passed must be what the protocol says, or a hostile one
+ * could make our accesses fault or our waits spin (a /dev/zero doorbell is
+ * always readable): the memfd a regular file opened read-write, exactly as
+ * large as announced, sealed against shrinking and not against writes;
+ * the doorbells pipes (or FIFOs), ours open for reading, the server's for
+ * writing.
+ */
+static bool welcome_fds_ok(const int fds[SHM_NFDS], uint64_t size)
+{
+	struct stat st;
+	int seals = fcntl(fds[0], F_GET_SEALS);
+	int no_write = F_SEAL_WRITE;
+#ifdef F_SEAL_FUTURE_WRITE
+	no_write |= F_SEAL_FUTURE_WRITE;
+#endif
+	if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK) || (seals & no_write) || !fd_mode_is(fds[0], O_RDWR) ||
+	    (uint64_t)st.st_size != size)
+		return false;
+	for (int i = 1; i < SHM_NFDS; i++)
+		if (fstat(fds[i], &st) < 0 || !S_ISFIFO(st.st_mode) ||
+		    !fd_mode_is(fds[i], i == 1 ? O_RDONLY : O_WRONLY))
+			return false;
+	return true;
+}
+
+static int shm_fail(struct shm *s);
+
+/* Client: take the welcome and its descriptors, check them, map. A
+ * welcome that breaks the protocol closes the channel for good (-EPROTO,
+ * sticky; the server sees us hang up); out of memory for the mapping
+ * keeps what arrived for the next call. */
 static int shm_join(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	int r = welcome_read(s, dl);
-	if (r == -ETIMEDOUT || r == -EAGAIN)
+	if (r == -ETIMEDOUT || r == -EAGAIN || r == -EMFILE)
 		return r;
 	if (r < 0)
 		goto fail;
@@ -784,18 +828,15 @@ static int shm_join(ipc_chan *c, ipc_deadline *dl)
 	    w.version != IPC_SHM_VERSION || w.size != sizeof(w) || w.max_msg == 0 ||
 	    w.max_msg > IPC_SHM_MAX_MSG || w.hdr_size < sizeof(struct ipc_shm_page) ||
 	    w.hdr_size > (1 << 20) || w.hdr_size % pg || !ring_size_ok(w.ring_size[0]) ||
-	    !ring_size_ok(w.ring_size[1]))
+	    !ring_size_ok(w.ring_size[1]) ||
+	    !welcome_fds_ok(s->hs_fds, w.hdr_size + w.ring_size[0] + w.ring_size[1]))
 		goto fail;
-	/* the memfd must be as large as announced and sealed against
-	 * shrinking, or the server could make our accesses fault */
-	struct stat st;
-	int seals = fcntl(s->hs_fds[0], F_GET_SEALS);
-	if (fstat(s->hs_fds[0], &st) < 0 || !S_ISREG(st.st_mode) || seals < 0 ||
-	    !(seals & F_SEAL_SHRINK) ||
-	    (uint64_t)st.st_size != w.hdr_size + w.ring_size[0] + w.ring_size[1])
+	if ((r = shm_map(&s->map, s->hs_fds[0], w.hdr_size, w.ring_size)) == -ENOMEM)
+		return r;
+	if (r < 0) {
+		r = -EPROTO; /* (checked above: the server's doing) */
 		goto fail;
-	if ((r = shm_map(&s->map, s->hs_fds[0], w.hdr_size, w.ring_size)) < 0)
-		goto fail;
+	}
 	ipc__close_fd(&s->hs_fds[0]);
 	s->efd_rx = s->hs_fds[1];
 	s->efd_tx = s->hs_fds[2];
@@ -806,7 +847,7 @@ static int shm_join(ipc_chan *c, ipc_deadline *dl)
 	return 0;
 fail:
 	hs_drop_fds(s);
-	return r;
+	return r == -EPROTO ? shm_fail(s) : r;
 }
 
 static int shm_fd_update(struct shm *s);
@@ -845,8 +886,8 @@ static inline int shm_ready(ipc_chan *c, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
 	if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
-		int r = shm_attach(c, dl);
-		if (r < 0)
+		int r = atomic_load_explicit(&s->err, memory_order_relaxed);
+		if (r < 0 || (r = shm_attach(c, dl)) < 0)
 			return r;
 	}
 	return atomic_load_explicit(&s->err, memory_order_relaxed);
@@ -854,7 +895,8 @@ static inline int shm_ready(ipc_chan *c, ipc_deadline *dl)
 
 /* ---- peer state, errors, doorbells ---- */
 
-/* A corrupt ring: sticky -EPROTO; the peer sees us hang up, ipc_fd wakes. */
+/* A corrupt ring or welcome: sticky -EPROTO; the peer sees us hang up,
+ * ipc_fd wakes. */
 static int shm_fail(struct shm *s)
 {
 	int expect = 0;
