@@ -2108,3 +2108,52 @@ Test(shm, hostile_server_descriptors, .timeout = 120)
 		unlink(u + 6);
 	}
 }
+
+/* ---- fork: only the creator removes names ---- */
+
+/* A child that closes its inherited copy of a server channel or a
+ * listener closes descriptors only: the parent's name stays and a client
+ * still gets through. (Passes since the names are noted as struct
+ * ipc_file and removed only by ipc__owned(); kept as a guard.) */
+Test(shm, fork_child_close_keeps_names, .timeout = 60)
+{
+	char us[256], ul[256], buf[8];
+	url_of(us, sizeof(us), "fksrv", false, NULL);
+	url_of(ul, sizeof(ul), "fklst", false, NULL);
+	ipc_chan *s, *c, *a;
+	ipc_listener *l;
+	T_EQ(ipc_open(&s, us, IPC_SERVER, NULL), 0);
+	T_EQ(ipc_listen(&l, ul, NULL), 0);
+	cr_assert_geq(ipc_fd(s), 0);
+	cr_assert_geq(ipc_listener_fd(l), 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_close(s);
+		ipc_listener_close(l);
+		_exit(0);
+	}
+	int st = tu_wait_child(pid, 30000);
+	cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	struct stat sb;
+	T_EQ(stat(us + 6, &sb), 0);
+	T_EQ(stat(ul + 6, &sb), 0);
+	/* and both still work, their ipc_fd sets too */
+	T_EQ(ipc_open(&c, us, IPC_CLIENT, NULL), 0);
+	T_EQ(readable(ipc_fd(s), 5000), 1);
+	T_EQ(ipc_recv(s, buf, sizeof(buf), 0), -EAGAIN); /* attaches */
+	T_EQ(ipc_send(c, "hi", 2, 5000), 0);
+	T_EQ(ipc_recv(s, buf, sizeof(buf), 5000), 2);
+	ipc_close(c);
+	ipc_close(s);
+	T_EQ(ipc_open(&c, ul, IPC_CLIENT, NULL), 0);
+	T_EQ(readable(ipc_listener_fd(l), 5000), 1);
+	T_EQ(ipc_accept(l, &a, 5000), 0);
+	T_EQ(ipc_send(c, "hi", 2, 5000), 0);
+	T_EQ(ipc_recv(a, buf, sizeof(buf), 5000), 2);
+	ipc_close(c);
+	ipc_close(a);
+	ipc_listener_close(l);
+	T_EQ(stat(us + 6, &sb), -1);
+	T_EQ(stat(ul + 6, &sb), -1);
+}
