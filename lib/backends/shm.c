@@ -6,13 +6,16 @@
  *
  * Rendezvous: the server listens at open. The client connects at open and
  * writes a hello (its max_msg and capacity); it returns at once. The
- * server's first send/recv accepts, creates a sealed memfd holding a
- * header page and two rings (sized from the larger capacity of the two
- * ends, default 1 MiB each, rounded up to a power of two), two pipes,
- * and passes the memfd and the client's pipe ends with SCM_RIGHTS after a
- * welcome naming the sizes; it then closes the listener and removes the
- * path. The client picks them up in its first operation. Nothing lives in
- * /dev/shm or on disk afterwards, so a crash leaves nothing behind.
+ * server's first send/recv (a listener's accept) keeps the connections it
+ * takes from the backlog pending until their hello is complete (each has
+ * a second), never waiting on one of them; it serves the first complete
+ * one: a sealed memfd holding a header page and two rings (sized from the
+ * larger capacity of the two ends, default 1 MiB each, rounded up to a
+ * power of two), two pipes, and the memfd and the client's pipe ends go
+ * with SCM_RIGHTS after a welcome naming the sizes; a server channel then
+ * closes the listener and removes the path. The client checks what it got
+ * and maps it in its first operation. Nothing lives in /dev/shm or on disk
+ * afterwards, so a crash leaves nothing behind.
  *
  * Each pipe is the "data" doorbell of one ring: the writer puts a byte in
  * it only when the ring's reader announced that it sleeps (rsleep), and
@@ -26,7 +29,8 @@
  *
  * Limits: max_msg up to 1 GiB; a message whose record fits in half the
  * ring is one record, a larger one passes in fragments of at most a
- * quarter ring. Zero-copy is in place for records that fit the ring.
+ * quarter ring; when a send's deadline cuts one, lib/tail.c finishes it.
+ * Zero-copy is in place for records that fit the ring.
  * docs/backends/shm.md describes the bytes and the rules.
  */
 #include "backend.h"
