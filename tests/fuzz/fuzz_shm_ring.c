@@ -8,7 +8,7 @@
  * Input: u8 ring-size selector, u64 head, then the ring's bytes; bytes
  * beyond the ring give further head values, applied one per record read.
  */
-#include "backends/shm_ring.h"
+#include "backends/shm/ring.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * shm_ring.h - the shared-memory layout of the shm backend and its
+ * ring.h - the shared-memory layout of the shm backend and its
  * single-producer single-consumer byte rings (docs/backends/shm.md has
  * the bytes). This part does no system calls and never waits: it is the
  * code a hostile peer's bytes reach, so it is kept apart for the fuzzer
