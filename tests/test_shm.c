@@ -2161,3 +2161,199 @@ Test(shm, fork_child_close_keeps_names, .timeout = 60)
 	T_EQ(stat(us + 6, &sb), -1);
 	T_EQ(stat(ul + 6, &sb), -1);
 }
+
+/* ---- ipc_recvv: a batch with one tail update ---- */
+
+#define TAIL0(pg) atomic_load(&CTL0_(pg)->tail)
+
+struct rbufs {
+	ipc_buf b[64];
+	unsigned char mem[64][1024];
+};
+
+static void rbufs_init(struct rbufs *r, size_t cap)
+{
+	for (int i = 0; i < 64; i++)
+		r->b[i] = (ipc_buf){ r->mem[i], cap, 0 };
+}
+
+/* Sizes 0 to 1000 keep their boundaries and bytes through batches, across
+ * the ring's wrap; each batch takes everything waiting, up to n. */
+Test(shm, recvv_boundaries)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	static struct rbufs r;
+	static const size_t sizes[] = { 0, 1, 7, 8, 9, 100, 1000, 0, 500 };
+	enum { K = sizeof(sizes) / sizeof(sizes[0]) };
+	unsigned char m[1000];
+	unsigned char *pg = shm_page();
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < K; i++) {
+			tu_fill(m, sizes[i], (uint32_t)(round * K + i));
+			T_EQ(ipc_send(a, m, sizes[i], 0), 0);
+		}
+		rbufs_init(&r, 1024);
+		/* n smaller than what waits: n; then the rest */
+		T_EQ(ipc_recvv(b, r.b, 4, 0), 4);
+		T_EQ(ipc_recvv(b, r.b + 4, 64, 0), K - 4);
+		for (int i = 0; i < K; i++) {
+			cr_assert_eq(r.b[i].len, sizes[i], "round %d msg %d", round, i);
+			T_EQ(tu_check(r.mem[i], sizes[i], (uint32_t)(round * K + i)), -1);
+		}
+		/* everything was handed back to the writer */
+		cr_assert_eq(TAIL0(pg), HEAD0(pg));
+		T_EQ(ipc_recvv(b, r.b, 64, 0), -EAGAIN);
+	}
+	/* n = 1 is a receive */
+	T_EQ(ipc_send(a, "xy", 2, 0), 0);
+	rbufs_init(&r, 1024);
+	T_EQ(ipc_recvv(b, r.b, 1, 0), 1);
+	T_EQ(r.b[0].len, 2);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* A message larger than its buffer stops the batch and stays queued;
+ * -EMSGSIZE only when it is the first. */
+Test(shm, recvv_emsgsize_mid_batch)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	static struct rbufs r;
+	unsigned char m[500];
+	tu_fill(m, sizeof(m), 3);
+	T_EQ(ipc_send(a, "a", 1, 0), 0);
+	T_EQ(ipc_send(a, "bb", 2, 0), 0);
+	T_EQ(ipc_send(a, m, 500, 0), 0);
+	T_EQ(ipc_send(a, "c", 1, 0), 0);
+	rbufs_init(&r, 100);
+	T_EQ(ipc_recvv(b, r.b, 8, 0), 2);
+	T_EQ(r.b[0].len, 1);
+	T_EQ(r.b[1].len, 2);
+	T_EQ(ipc_recvv(b, r.b, 8, 0), -EMSGSIZE);
+	T_EQ(ipc_recvv(b, r.b, 8, 1000), -EMSGSIZE);
+	/* a large enough first buffer takes it, and the batch goes on */
+	r.b[0].cap = 500;
+	T_EQ(ipc_recvv(b, r.b, 8, 0), 2);
+	T_EQ(r.b[0].len, 500);
+	T_EQ(tu_check(r.mem[0], 500, 3), -1);
+	T_EQ(r.b[1].len, 1);
+	/* the same in the middle of a batch: the buffers after a small one */
+	T_EQ(ipc_send(a, "d", 1, 0), 0);
+	T_EQ(ipc_send(a, m, 500, 0), 0);
+	rbufs_init(&r, 1024);
+	r.b[1].cap = 499;
+	T_EQ(ipc_recvv(b, r.b, 8, 0), 1);
+	T_EQ(ipc_recv(b, r.mem[0], 1024, 0), 500);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* Fragmented messages: received whole when first, ending the batch when
+ * not. */
+Test(shm, recvv_fragmented)
+{
+	ipc_chan *a, *b;
+	pair(&a, &b, IPC_WAIT_BLOCK, 4096);
+	static unsigned char big[3000], out[4][3000];
+	tu_fill(big, sizeof(big), 9);
+	ipc_buf v[4];
+	for (int i = 0; i < 4; i++)
+		v[i] = (ipc_buf){ out[i], sizeof(out[i]), 0 };
+	/* (3000 bytes are three fragments of a 4 KiB ring; two small records
+	 * fit behind them) */
+	T_EQ(ipc_send(a, big, sizeof(big), 0), 0);
+	T_EQ(ipc_send(a, "s1", 2, 0), 0);
+	T_EQ(ipc_send(a, "s2", 2, 0), 0);
+	T_EQ(ipc_recvv(b, v, 4, 0), 3);
+	T_EQ(v[0].len, 3000);
+	T_EQ(tu_check(out[0], 3000, 9), -1);
+	T_EQ(v[1].len, 2);
+	T_EQ(v[2].len, 2);
+	cr_assert_eq(memcmp(out[2], "s2", 2), 0);
+	T_EQ(ipc_send(a, "s3", 2, 0), 0);
+	T_EQ(ipc_send(a, big, sizeof(big), 0), 0);
+	T_EQ(ipc_recvv(b, v, 4, 0), 1);
+	T_EQ(v[0].len, 2);
+	T_EQ(ipc_recvv(b, v, 4, 0), 1);
+	T_EQ(v[0].len, 3000);
+	ipc_close(a);
+	ipc_close(b);
+}
+
+/* Messages, then the peer's close: the batch returns the messages, the
+ * next call -EPIPE; an empty ring times out in every wait mode. */
+Test(shm, recvv_eof_and_timeouts)
+{
+	static struct rbufs r;
+	for (int w = 0; w < 3; w++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, w, 4096);
+		rbufs_init(&r, 1024);
+		cr_assert_eq(ipc_recvv(b, r.b, 8, 0), -EAGAIN, "%s", wait_names[w]);
+		cr_assert_eq(ipc_recvv(b, r.b, 8, 30), -ETIMEDOUT, "%s", wait_names[w]);
+		T_EQ(ipc_send(a, "one", 3, 0), 0);
+		T_EQ(ipc_send(a, "two", 3, 0), 0);
+		ipc_close(a);
+		cr_assert_eq(ipc_recvv(b, r.b, 8, -1), 2, "%s", wait_names[w]);
+		cr_assert_eq(memcmp(r.mem[1], "two", 3), 0);
+		cr_assert_eq(ipc_recvv(b, r.b, 8, -1), -EPIPE, "%s", wait_names[w]);
+		cr_assert_eq(ipc_recvv(b, r.b, 8, 0), -EPIPE, "%s", wait_names[w]);
+		ipc_close(b);
+	}
+}
+
+/* The first message waits within the timeout; ipc_fd keeps its level
+ * through batches; a writer asleep on a full ring is woken by a batch. */
+static void *send_later(void *arg)
+{
+	tu_sleep_ms(50);
+	return (void *)(intptr_t)ipc_send(arg, "late", 4, 5000);
+}
+
+static void *send_blocked(void *arg)
+{
+	return (void *)(intptr_t)ipc_send(arg, "0123456789abcdef", 16, -1);
+}
+
+Test(shm, recvv_waits_wakes_and_keeps_fd_level, .timeout = 60)
+{
+	static struct rbufs r;
+	for (int w = 0; w < 3; w++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, w, 4096);
+		pthread_t t;
+		rbufs_init(&r, 1024);
+		cr_assert_eq(pthread_create(&t, NULL, send_later, a), 0);
+		cr_assert_eq(ipc_recvv(b, r.b, 8, 10000), 1, "%s", wait_names[w]);
+		void *res;
+		pthread_join(t, &res);
+		T_EQ((intptr_t)res, 0);
+		/* fd level */
+		int fd = ipc_fd(b);
+		for (int i = 0; i < 5; i++)
+			T_EQ(ipc_send(a, "m", 1, 0), 0);
+		T_EQ(readable(fd, 0), 1);
+		T_EQ(ipc_recvv(b, r.b, 3, 0), 3);
+		T_EQ(readable(fd, 0), 1);
+		T_EQ(ipc_recvv(b, r.b, 8, 0), 2);
+		T_EQ(readable(fd, 0), 0);
+		/* a full ring, a writer asleep on it, one batch frees it */
+		int k = 0;
+		while (ipc_send(a, "0123456789abcdef", 16, 0) == 0)
+			k++;
+		cr_assert_eq(pthread_create(&t, NULL, send_blocked, a), 0);
+		tu_sleep_ms(20); /* (it may or may not sleep by now: both are fine) */
+		int got = 0;
+		while (got < k + 1) {
+			int n = ipc_recvv(b, r.b, 64, 10000);
+			cr_assert_gt(n, 0, "%s: %d", wait_names[w], n);
+			got += n;
+		}
+		pthread_join(t, &res);
+		T_EQ((intptr_t)res, 0);
+		ipc_close(a);
+		ipc_close(b);
+	}
+}

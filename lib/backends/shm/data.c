@@ -465,6 +465,80 @@ done:
 	return out;
 }
 
+/* The next record if one is there, never waiting: 1, 0, or -EPROTO. */
+static inline int next_now(struct shm *s, struct ipc_rec *rec)
+{
+	int r = ipc__ring_next(&s->rx, rec);
+	return r < 0 ? ipc__shm_fail(s) : r;
+}
+
+/*
+ * Messages already waiting, waiting within dl only for the first: whole
+ * records are copied out and taken privately, then the tail is published
+ * once and a sleeping writer woken at most once, for the whole batch. A
+ * message larger than its buffer stops the batch and stays queued
+ * (-EMSGSIZE, with need_len, only when it is the first). A fragmented
+ * message is received as recv would, when it is the first; after the
+ * first it ends the batch (the next call takes it).
+ */
+int ipc__shm_recvv(ipc_chan *c, ipc_buf *bufs, size_t n, ipc_deadline *dl)
+{
+	struct shm *s = S(c);
+	int r = shm_ready(c, dl);
+	if (r < 0)
+		return r;
+	if (s->peek)
+		return -EBUSY;
+	size_t got = 0;
+	bool taken = false;
+	struct ipc_rec rec;
+	if (!s->part_active && (r = shm_next(c, &rec, dl)) < 0)
+		goto out;
+	if (s->part_active || ipc__rx_seq_check(&s->seq, &rec) != IPC_REC_WHOLE) {
+		/* (a broken record too: recv reports it) */
+		ssize_t m = shm_recv_msg(c, bufs[0].data, bufs[0].cap, dl);
+		if (m < 0) {
+			r = (int)m;
+			goto out;
+		}
+		bufs[got++].len = (size_t)m;
+		if (got == n || (r = next_now(s, &rec)) <= 0)
+			goto out;
+	}
+	for (;;) {
+		/* rec is the next record, validated by ipc__ring_next */
+		int kind = ipc__rx_seq_check(&s->seq, &rec);
+		if (kind < 0) {
+			r = ipc__shm_fail(s);
+			break;
+		}
+		if (kind != IPC_REC_WHOLE)
+			break;
+		if (rec.len > bufs[got].cap) {
+			if (!got) {
+				c->need_len = rec.len;
+				r = -EMSGSIZE;
+			}
+			break;
+		}
+		if (rec.len) /* (data may be NULL with cap 0) */
+			memcpy(bufs[got].data, rec.data, rec.len);
+		bufs[got++].len = rec.len;
+		ipc__ring_skip(&s->rx, &rec);
+		taken = true;
+		if (got == n || (r = next_now(s, &rec)) <= 0)
+			break;
+	}
+out:
+	if (taken) {
+		ipc__ring_release(&s->rx);
+		shm_wake_writer(s);
+	}
+	if (atomic_load_explicit(&s->fd_mode, memory_order_relaxed))
+		ipc__shm_fd_level(s);
+	return got ? (int)got : r;
+}
+
 int ipc__shm_recv_release(ipc_chan *c)
 {
 	struct shm *s = S(c);

@@ -218,6 +218,7 @@ const struct ipc_backend ipc__backend_shm = {
 	.send = ipc__shm_send,
 	.sendv = ipc__shm_sendv,
 	.recv = ipc__shm_recv,
+	.recvv = ipc__shm_recvv,
 	.fd = ipc__shm_fd,
 	.send_reserve = ipc__shm_send_reserve,
 	.send_commit = ipc__shm_send_commit,
