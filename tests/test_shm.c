@@ -1228,7 +1228,7 @@ static void *lw_writer(void *arg)
 		atomic_store(&lw_res, ipc_send(lw_a, m, sizeof(m), -1));
 		atomic_store(&lw_done, it);
 		while (atomic_load(&lw_rdone) != it)
-			;
+			sched_yield();
 	}
 	return NULL;
 }
@@ -1243,14 +1243,14 @@ Test(shm, writer_woken_when_reader_stops, .timeout = 120)
 	cr_assert_eq(pthread_create(&t, NULL, lw_writer, NULL), 0);
 	for (int it = 1; it <= LW_ITERS; it++) {
 		while (atomic_load(&lw_start) != it)
-			;
+			sched_yield();
 		int d = rand_r(&seed) % 2000;
 		for (volatile int i = 0; i < d; i++)
 			;
 		cr_assert_eq(ipc_recv(lw_b, buf, sizeof(buf), 0), 56);
 		/* stop receiving until the writer's send is through */
 		while (atomic_load(&lw_done) != it)
-			;
+			sched_yield(); /* (a yield, not a pause: two CPUs are shared) */
 		cr_assert_eq(atomic_load(&lw_res), 0, "iteration %d: %d", it, atomic_load(&lw_res));
 		while (ipc_recv(lw_b, buf, sizeof(buf), 0) == 56)
 			;
