@@ -393,17 +393,30 @@ static ssize_t shm_recv_msg(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl
 	return (ssize_t)s->seq.total;
 }
 
-ssize_t ipc__shm_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
+/* What every receive does first: attach; nothing while a message is
+ * peeked. */
+static inline int shm_rx_begin(ipc_chan *c, ipc_deadline *dl)
 {
-	struct shm *s = S(c);
 	int r = shm_ready(c, dl);
 	if (r < 0)
 		return r;
-	if (s->peek)
-		return -EBUSY;
-	ssize_t n = shm_recv_msg(c, buf, cap, dl);
+	return S(c)->peek ? -EBUSY : 0;
+}
+
+/* ... and last: once ipc_fd was asked for, keep its level. */
+static inline void shm_rx_end(struct shm *s)
+{
 	if (atomic_load_explicit(&s->fd_mode, memory_order_relaxed))
 		ipc__shm_fd_level(s);
+}
+
+ssize_t ipc__shm_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
+{
+	int r = shm_rx_begin(c, dl);
+	if (r < 0)
+		return r;
+	ssize_t n = shm_recv_msg(c, buf, cap, dl);
+	shm_rx_end(S(c));
 	return n;
 }
 
@@ -460,8 +473,7 @@ ssize_t ipc__shm_recv_peek(ipc_chan *c, const void **msg, ipc_deadline *dl)
 	*msg = s->part;
 	out = (ssize_t)s->seq.total;
 done:
-	if (atomic_load_explicit(&s->fd_mode, memory_order_relaxed))
-		ipc__shm_fd_level(s);
+	shm_rx_end(s);
 	return out;
 }
 
@@ -484,11 +496,9 @@ static inline int next_now(struct shm *s, struct ipc_rec *rec)
 int ipc__shm_recvv(ipc_chan *c, ipc_buf *bufs, size_t n, ipc_deadline *dl)
 {
 	struct shm *s = S(c);
-	int r = shm_ready(c, dl);
+	int r = shm_rx_begin(c, dl);
 	if (r < 0)
 		return r;
-	if (s->peek)
-		return -EBUSY;
 	size_t got = 0;
 	bool taken = false;
 	struct ipc_rec rec;
@@ -534,8 +544,7 @@ out:
 		ipc__ring_release(&s->rx);
 		shm_wake_writer(s);
 	}
-	if (atomic_load_explicit(&s->fd_mode, memory_order_relaxed))
-		ipc__shm_fd_level(s);
+	shm_rx_end(s);
 	return got ? (int)got : r;
 }
 
@@ -549,7 +558,6 @@ int ipc__shm_recv_release(ipc_chan *c)
 		s->part_active = s->part_done = false;
 	}
 	s->peek = 0;
-	if (atomic_load_explicit(&s->fd_mode, memory_order_relaxed))
-		ipc__shm_fd_level(s);
+	shm_rx_end(s);
 	return 0;
 }
