@@ -406,7 +406,7 @@ static inline int shm_rx_begin(ipc_chan *c, ipc_deadline *dl)
 /* ... and last: once ipc_fd was asked for, keep its level. */
 static inline void shm_rx_end(struct shm *s)
 {
-	if (atomic_load_explicit(&s->fd_mode, memory_order_relaxed))
+	if (atomic_load_explicit(&s->fd_mode, memory_order_acquire))
 		ipc__shm_fd_level(s);
 }
 

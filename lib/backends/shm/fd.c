@@ -117,6 +117,28 @@ out:
 	s->drained = false;
 }
 
+/*
+ * The level at ipc_fd's first call, which may come from any thread while
+ * another one receives: only shared state is read (head and tail, not the
+ * receiver's private position) and nothing is drained (the doorbell is
+ * the receiver's). Readable at once for messages already waiting: nobody
+ * signalled them (the peer rings only a reader that said it sleeps). A
+ * receive running at that very moment may leave the descriptor readable
+ * once for nothing; its next call corrects the level.
+ */
+static void fd_level_first(struct shm *s)
+{
+	struct ipc_ring_ctl *ctl = s->rx.ctl;
+	if (!s->fd_sloppy && atomic_load(&ctl->head) == atomic_load(&ctl->tail)) {
+		atomic_store(&ctl->rsleep, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load(&ctl->head) == atomic_load(&ctl->tail) ||
+		    !atomic_exchange(&ctl->rsleep, 0))
+			return; /* empty, or the writer rang the doorbell */
+	}
+	fd_signal(s);
+}
+
 static void ep_set(int epfd, int fd, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.fd = fd };
@@ -157,11 +179,10 @@ int ipc__shm_fd_update(struct shm *s)
 		    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) < 0)
 			s->fd_sloppy = true;
 	}
-	atomic_store(&s->fd_mode, true);
-	/* readable at once for messages that are already waiting: nobody
-	 * signalled them (the peer rings only a reader that said it sleeps) */
-	s->drained = true;
-	ipc__shm_fd_level(s);
+	fd_level_first(s);
+	/* the receiving thread keeps the level from now on; (release: it
+	 * sees selfd and fd_sloppy once it sees fd_mode) */
+	atomic_store_explicit(&s->fd_mode, true, memory_order_release);
 	return 0;
 }
 

@@ -106,7 +106,9 @@ struct shm {
 	atomic_bool gone;       /* the peer closed or died */
 	_Atomic uint32_t hint_seen; /* the peer's close count we found stale */
 	bool fd_sloppy;         /* ipc_fd without signals: always readable */
-	atomic_bool fd_mode;    /* ipc_fd was asked for: keep its level */
+	atomic_bool fd_mode;    /* ipc_fd was asked for: the receiving thread
+	                           keeps its level (set with release, after
+	                           selfd and fd_sloppy) */
 	struct shm_map map;
 	/* client: the welcome so far */
 	unsigned char hs[sizeof(struct shm_welcome)];

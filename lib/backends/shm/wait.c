@@ -155,7 +155,7 @@ int ipc__shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 	}
 
 	/* sleep phase */
-	bool fdm = data && atomic_load(&s->fd_mode);
+	bool fdm = data && atomic_load_explicit(&s->fd_mode, memory_order_acquire);
 	bool recheck = !data;  /* writer: look at the tail again soon once */
 	for (;;) {
 		if (fdm) {
