@@ -1,5 +1,5 @@
 /*
- * shm_ring.h - the shared-memory layout of the shm backend and its
+ * ring.h - the shared-memory layout of the shm backend and its
  * single-producer single-consumer byte rings (docs/backends/shm.md has
  * the bytes). This part does no system calls and never waits: it is the
  * code a hostile peer's bytes reach, so it is kept apart for the fuzzer
@@ -132,11 +132,22 @@ static inline bool ipc__ring_nonempty(struct ipc_ring *r)
 	return r->cache != r->pos ||
 	       atomic_load_explicit(&r->ctl->head, memory_order_acquire) != r->pos;
 }
+/* Reader: drop rec without telling the writer yet (a batch: one
+ * ipc__ring_release after several); ipc__ring_next goes on from there. */
+static inline void ipc__ring_skip(struct ipc_ring *r, const struct ipc_rec *rec)
+{
+	r->pos += rec->size;
+}
+/* Reader: make the space of everything dropped so far visible. */
+static inline void ipc__ring_release(struct ipc_ring *r)
+{
+	atomic_store_explicit(&r->ctl->tail, r->pos, memory_order_release);
+}
 /* Reader: drop rec and make the space visible to the writer. */
 static inline void ipc__ring_consume(struct ipc_ring *r, const struct ipc_rec *rec)
 {
-	r->pos += rec->size;
-	atomic_store_explicit(&r->ctl->tail, r->pos, memory_order_release);
+	ipc__ring_skip(r, rec);
+	ipc__ring_release(r);
 }
 
 /* Reader: the fragment state machine. A message is one record with

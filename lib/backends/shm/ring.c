@@ -1,5 +1,5 @@
-/* shm_ring.c - SPSC byte rings in shared memory; see shm_ring.h. */
-#include "backends/shm_ring.h"
+/* ring.c - SPSC byte rings in shared memory; see ring.h. */
+#include "backends/shm/ring.h"
 
 #include <errno.h>
 
