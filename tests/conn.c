@@ -119,7 +119,7 @@ static void side_mine(struct tu_side *s, bool peer)
  * view of the connection (the other role; its side-pipe ends). */
 struct conn_start_arg {
 	struct conn pk;
-	const ipc_opts *opts;
+	const ipc_opts *opts;         /* the peer's end's options */
 	peer_fn fn;
 	void *arg;
 	ipc_chan *mine;       /* pair: the peer's end */
@@ -158,10 +158,16 @@ static int conn_peer(void *argp)
 	return rc;
 }
 
-/* Open the two ends as p->mode says and start fn in the peer (a process,
- * or a thread for a backend whose ends stay in one process). */
 void conn_start(struct conn *k, const struct cparam *p, const ipc_opts *opts, peer_fn fn,
 		void *arg)
+{
+	conn_start2(k, p, opts, opts, fn, arg);
+}
+
+/* Open the two ends as p->mode says and start fn in the peer (a process,
+ * or a thread for a backend whose ends stay in one process). */
+void conn_start2(struct conn *k, const struct cparam *p, const ipc_opts *opts,
+		 const ipc_opts *peer_opts, peer_fn fn, void *arg)
 {
 	ipc_chan *a = NULL, *b = NULL;
 	ipc_info info;
@@ -172,7 +178,7 @@ void conn_start(struct conn *k, const struct cparam *p, const ipc_opts *opts, pe
 	tu_side_init(&k->side);
 	sa = xmalloc(sizeof(*sa));
 	memset(sa, 0, sizeof(*sa));
-	*sa = (struct conn_start_arg){ .opts = opts, .fn = fn, .arg = arg };
+	*sa = (struct conn_start_arg){ .opts = peer_opts, .fn = fn, .arg = arg };
 	k->start = sa;
 	if (p->mode != M_PAIR)
 		cr_assert(tu_url(sa->url, sizeof(sa->url), p->be, p->abstract), "[%s] no URL form",

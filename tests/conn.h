@@ -100,6 +100,10 @@ struct conn {
 /* Open the two ends as p->mode says and start fn in the peer process. */
 void conn_start(struct conn *k, const struct cparam *p, const ipc_opts *opts, peer_fn fn,
 		void *arg);
+/* The same with other options for the peer's end (not for pair mode,
+ * whose ends are made by one call with opts). */
+void conn_start2(struct conn *k, const struct cparam *p, const ipc_opts *opts,
+		 const ipc_opts *peer_opts, peer_fn fn, void *arg);
 /* Reap the peer (bounded) and require exit status 0 (or the signal). */
 void conn_reap(struct conn *k, int expect_signal);
 /* Close this end, let the peer finish, and check nothing is left behind. */
