@@ -73,6 +73,7 @@ struct dir {
 /* What two connected ends share; d[0] carries side 0 to side 1. */
 struct core {
 	atomic_int refs;
+	size_t max_msg[2];            /* each end's max_msg (the peer's limit) */
 	struct dir d[2];
 };
 
@@ -80,6 +81,7 @@ struct endpoint {
 	struct endpoint *next;
 	char name[256];
 	bool listener;
+	size_t max_msg;               /* the server's or listener's */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;            /* a client arrived */
 	struct core *backlog[IP_BACKLOG];
@@ -309,13 +311,15 @@ static struct endpoint *reg_find(const char *name)
 	return NULL;
 }
 
-static int ep_register(struct endpoint **out, const char *name, bool listener)
+static int ep_register(struct endpoint **out, const char *name, bool listener,
+		       size_t max_msg)
 {
 	struct endpoint *e = ipc__calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->listener = listener;
+	e->max_msg = max_msg;
 	e->evfd = -1;
 	if (pthread_mutex_init(&e->mu, NULL) != 0 || cond_init(&e->cv) < 0) {
 		free(e);
@@ -415,8 +419,9 @@ static int ep_take(struct endpoint *e, struct ip_chan *ic, ipc_deadline *dl, str
 
 struct connect_try {
 	const char *name;
-	size_t cap;
+	size_t cap, max_msg;          /* the client's */
 	struct core *k;
+	size_t peer_max;              /* the server's, found at the endpoint */
 };
 
 /* One client attempt: the core is queued at the endpoint, or -ECONNREFUSED
@@ -442,6 +447,9 @@ static int connect_try(void *arg)
 		if (e->nb == IP_BACKLOG) {
 			r = -EAGAIN;
 		} else {
+			k->max_msg[0] = e->max_msg;
+			k->max_msg[1] = t->max_msg;
+			t->peer_max = e->max_msg;
 			e->backlog[e->nb++] = k;
 			pthread_cond_signal(&e->cv);
 			ep_ev(e);
@@ -490,6 +498,7 @@ static int ip_attach(ipc_chan *c, ipc_deadline *dl)
 			ic->ep = NULL;
 			ic->k = k;
 			ic->side = 0;
+			atomic_store(&c->peer_max, k->max_msg[1]);
 			bind_evfd(ic);
 			atomic_store_explicit(&ic->ready, true, memory_order_release);
 		}
@@ -574,6 +583,8 @@ static int ip_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl)
 	if (r < 0)
 		return r;
 	struct dir *d = &ic->k->d[ic->side];
+	if (len > atomic_load_explicit(&c->peer_max, memory_order_relaxed))
+		return -EMSGSIZE;
 	bool heap;
 	unsigned char *p;
 	void *copy = NULL;
@@ -604,6 +615,8 @@ static int ip_send_reserve(ipc_chan *c, size_t len, void **buf, ipc_deadline *dl
 	if (r < 0)
 		return r;
 	struct dir *d = &ic->k->d[ic->side];
+	if (len > atomic_load_explicit(&c->peer_max, memory_order_relaxed))
+		return -EMSGSIZE;
 	if (len > d->size / 4) {
 		/* a heap message: the reservation is the message */
 		if (!(ic->resv_heap = ipc__malloc(len ? len : 1)))
@@ -810,13 +823,12 @@ static int ip_open(ipc_chan *c, const ipc_url *u, int flags)
 	int r = check_capacity(&c->cfg);
 	if (r < 0 || !ic->alock_init)
 		return r < 0 ? r : -ENOMEM;
-	/* peers share one max_msg limit: they are one process */
-	atomic_store(&c->peer_max, c->max_msg);
 	if (flags == IPC_SERVER)
-		return ep_register(&ic->ep, u->path, false);
-	struct connect_try t = { .name = u->path, .cap = c->cfg.capacity };
+		return ep_register(&ic->ep, u->path, false, c->max_msg);
+	struct connect_try t = { .name = u->path, .cap = c->cfg.capacity, .max_msg = c->max_msg };
 	if ((r = ipc__retry(c->cfg.connect_timeout_ms, connect_try, &t)) < 0)
 		return r;
+	atomic_store(&c->peer_max, t.peer_max);
 	ic->k = t.k;
 	ic->side = 1;
 	atomic_store(&ic->ready, true);
@@ -868,7 +880,7 @@ static int ip_listen(ipc_listener *l, const ipc_url *u)
 {
 	IPL(l)->evfd = -1;
 	int r = check_capacity(&l->cfg);
-	return r < 0 ? r : ep_register(&IPL(l)->ep, u->path, true);
+	return r < 0 ? r : ep_register(&IPL(l)->ep, u->path, true, l->cfg.max_msg);
 }
 
 static int ip_accept(ipc_listener *l, ipc_chan *c, ipc_deadline *dl)
@@ -882,7 +894,7 @@ static int ip_accept(ipc_listener *l, ipc_chan *c, ipc_deadline *dl)
 		return r;
 	ic->k = k;
 	ic->side = 0;
-	atomic_store(&c->peer_max, c->max_msg);
+	atomic_store(&c->peer_max, k->max_msg[1]);
 	atomic_store(&ic->ready, true);
 	return 0;
 }
