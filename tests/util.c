@@ -88,7 +88,7 @@ static const struct tu_expect expectations[] = {
 	{ "shm", C_STD | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_PAIR | IPC_CAP_ABSTRACT,
 	  TU_URL_PATH, (size_t)16 << 20, true, true, true },
 	{ "inproc", IPC_CAP_RELIABLE | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_PAIR,
-	  TU_URL_NAME, (size_t)16 << 20, true, false, true },
+	  TU_URL_NAME, (size_t)16 << 20, false, false, true },
 };
 
 const struct tu_expect *tu_expect(const char *be)

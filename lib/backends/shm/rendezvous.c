@@ -89,6 +89,7 @@ static void shm_bind(ipc_chan *c, uint64_t hdr, const uint64_t size[2], size_t p
 	ipc__ring_init(&s->tx, &pg->ctl[tx], tx ? d1 : d0, size[tx], 0);
 	ipc__ring_init(&s->rx, &pg->ctl[rx], rx ? d1 : d0, size[rx], c->max_msg);
 	s->peer_max = peer_max < c->max_msg ? peer_max : c->max_msg;
+	atomic_store_explicit(&c->peer_max, peer_max, memory_order_relaxed); /* (ipc_info) */
 	s->wake_pos = s->rx.pos;
 	s->wake_batch = size[rx] / 8;
 	s->tx_checked = coarse_ns();
