@@ -367,28 +367,46 @@ CONTRACT_TEST(fd_before_first_call, PK_ALL, 60)
 	conn_end(&k);
 }
 
-/* A client process that sleeps delay_ms, connects, sends "c<id>" and
- * expects "s<id>" back; exits 0 on success. */
-static pid_t loop_client(const char *url, int id, int delay_ms)
+/* A client peer (process or thread) that sleeps delay_ms, connects,
+ * sends "c<id>" and expects "s<id>" back; its status is 0 on success. */
+struct loop_arg {
+	char url[512];
+	int id, delay_ms;
+	struct tu_peer peer;
+};
+
+static int loop_main(void *argp)
 {
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid)
-		return pid;
-	alarm(PEER_ALARM_S);
-	tu_sleep_ms(delay_ms);
+	struct loop_arg *a = argp;
+	tu_sleep_ms(a->delay_ms);
 	ipc_opts o = { .connect_timeout_ms = 20000 };
 	ipc_chan *c = NULL;
 	char msg[32], want[32], buf[32];
-	C_OK(ipc_open(&c, url, IPC_CLIENT, &o));
-	snprintf(msg, sizeof(msg), "c%d", id);
-	snprintf(want, sizeof(want), "s%d", id);
+	C_OK(ipc_open(&c, a->url, IPC_CLIENT, &o));
+	snprintf(msg, sizeof(msg), "c%d", a->id);
+	snprintf(want, sizeof(want), "s%d", a->id);
 	C_OK(ipc_send(c, msg, strlen(msg), 20000));
 	ssize_t n = ipc_recv(c, buf, sizeof(buf), 20000);
 	C_EQ(n, (long)strlen(want));
 	C_TRUE(memcmp(buf, want, (size_t)n) == 0);
 	ipc_close(c);
-	_exit(0);
+	return 0;
+}
+
+static void loop_client(struct loop_arg *a, const char *url, int id, int delay_ms)
+{
+	snprintf(a->url, sizeof(a->url), "%s", url);
+	a->id = id;
+	a->delay_ms = delay_ms;
+	tu_peer_start(&a->peer, peers_in_threads(), loop_main, a);
+}
+
+static void loop_reap(struct loop_arg *a)
+{
+	char st[64];
+	int status = tu_peer_wait(&a->peer, PEER_WAIT_MS);
+	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "[%s] client %d: %s", tu_tag, a->id, tu_status_str(status, st, sizeof(st)));
 }
 
 /* A server driven by poll alone (ipc_fd, ipc_recv with timeout 0) whose
@@ -404,7 +422,8 @@ CONTRACT_TEST(loop_server_late_client, PK_URL, 60)
 	T_OK(ipc_info_get(s, &info));
 	int fd = ipc_fd(s);
 	T_OK(fd);
-	pid_t pid = loop_client(info.url, 7, 300);
+	struct loop_arg la;
+	loop_client(&la, info.url, 7, 300);
 	ssize_t n = -EAGAIN;
 	for (int i = 0; i < 1000 && n == -EAGAIN; i++) {
 		cr_assert(readable(fd, 20000), "[%s] event loop: ipc_fd never woke (%d)", tu_tag, i);
@@ -413,7 +432,7 @@ CONTRACT_TEST(loop_server_late_client, PK_URL, 60)
 	T_EQ(n, 2);
 	cr_assert(memcmp(buf, "c7", 2) == 0);
 	T_OK(ipc_send(s, "s7", 2, 20000));
-	client_reap(pid);
+	loop_reap(&la);
 	ipc_close(s);
 	no_leftovers("after the event-loop server closed");
 }
@@ -426,7 +445,7 @@ CONTRACT_TEST(loop_listener, PK_URL, 90)
 {
 	ipc_listener *l = NULL;
 	ipc_chan *ch[LOOP_CLIENTS] = { 0 };
-	pid_t pid[LOOP_CLIENTS];
+	static struct loop_arg la[LOOP_CLIENTS];
 	int served = 0, nch = 0;
 	char url[512], buf[32];
 	set_tag(p);
@@ -440,7 +459,7 @@ CONTRACT_TEST(loop_listener, PK_URL, 90)
 	T_EQ(ipc_accept(l, &ch[0], 0), -EAGAIN);
 	srand((unsigned)getpid());
 	for (int i = 0; i < LOOP_CLIENTS; i++)
-		pid[i] = loop_client(ipc_listener_url(l), i, rand() % 500);
+		loop_client(&la[i], ipc_listener_url(l), i, rand() % 500);
 	for (int rounds = 0; served < LOOP_CLIENTS && rounds < 100000; rounds++) {
 		struct pollfd pf[LOOP_CLIENTS + 1];
 		pf[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
@@ -474,7 +493,7 @@ CONTRACT_TEST(loop_listener, PK_URL, 90)
 	}
 	T_EQ(served, LOOP_CLIENTS);
 	for (int i = 0; i < LOOP_CLIENTS; i++)
-		client_reap(pid[i]);
+		loop_reap(&la[i]);
 	for (int i = 0; i < nch; i++)
 		ipc_close(ch[i]);
 	ipc_listener_close(l);
@@ -505,6 +524,7 @@ CONTRACT_TEST(fork_close_server, PK_URL, 60)
 	ipc_info info;
 	char url[512];
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "no other process can hold the endpoint");
 	cr_assert(tu_url(url, sizeof(url), p->be, p->abstract));
 	client_spawn(&cl, 10000);
 	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
@@ -513,7 +533,7 @@ CONTRACT_TEST(fork_close_server, PK_URL, 60)
 	client_go(&cl, info.url);
 	T_OK(handshake(s, false));
 	ipc_close(s);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	no_leftovers("after the server closed");
 }
 
@@ -524,6 +544,7 @@ CONTRACT_TEST(fork_close_listener, PK_URL, 60)
 	ipc_chan *c = NULL;
 	char url[512];
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "no other process can hold the endpoint");
 	if (!has_cap(p->be, IPC_CAP_LISTEN))
 		cr_skip_test("[%s] no listener", tu_tag);
 	cr_assert(tu_url(url, sizeof(url), p->be, p->abstract));
@@ -535,7 +556,7 @@ CONTRACT_TEST(fork_close_listener, PK_URL, 60)
 	T_OK(handshake(c, false));
 	ipc_close(c);
 	ipc_listener_close(l);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	no_leftovers("after the listener closed");
 }
 
@@ -576,7 +597,7 @@ CONTRACT_TEST(alias_path, PK_URL, 60)
 	client_go(&cl, url);
 	T_OK(handshake(s, false));
 	ipc_close(s);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	unlink(link);
 	cr_assert(rmdir(dir) == 0, "[%s] names left in %s", tu_tag, dir);
 	no_leftovers("after the server closed");
@@ -700,6 +721,7 @@ CONTRACT_TEST(other_user_squats_locks, PK_URL, 60)
 	ipc_chan *s = NULL, *s2 = NULL;
 	struct early cl;
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "no other process can hold the endpoint");
 	if (geteuid() != 0)
 		cr_skip_test("[%s] needs root to run a helper as another user", tu_tag);
 	cr_assert(tu_url(url, sizeof(url), p->be, p->abstract));
@@ -727,7 +749,7 @@ CONTRACT_TEST(other_user_squats_locks, PK_URL, 60)
 	client_go(&cl, info.url);
 	T_OK(handshake(s, false));
 	ipc_close(s);
-	client_reap(cl.pid);
+	client_reap(&cl);
 	tu_put(side.p2c[1], 'q');
 	tu_side_close(&side);
 	cr_assert(tu_wait_child(pid, 10000) != -1);
@@ -744,6 +766,7 @@ CONTRACT_TEST(other_user_abstract, PK_URL, 60)
 	char url[512];
 	struct tu_side side;
 	set_tag(p);
+	SKIP_THREAD_PEERS(p, "no other process can hold the endpoint");
 	if (!p->abstract)
 		cr_skip_test("[%s] not an abstract name", tu_tag);
 	if (geteuid() != 0)
@@ -805,57 +828,9 @@ CONTRACT_TEST(peer_max_first_send, PK_ALL, 60)
 		cr_skip_test("[%s] both ends of a pair share one max_msg", tu_tag);
 	if (!pexp(p)->announces_max)
 		cr_skip_test("[%s] the peers announce no max_msg", tu_tag);
-	/* conn_start gives both ends the same options: open the test's end
-	 * with the default and make the peer's smaller through its URL. */
-	memset(&k, 0, sizeof(k));
-	k.p = p;
-	tu_side_init(&k.side);
-	char url[512];
-	cr_assert(tu_url(url, sizeof(url), p->be, p->abstract));
-	if (p->mode == M_SRV) {
-		ipc_info si;
-		k.pid = fork();
-		cr_assert(k.pid >= 0);
-		if (k.pid == 0) {
-			ipc_chan *cc = NULL;
-			char u[600], got[512];
-			alarm(PEER_ALARM_S);
-			tu_side_child(&k.side);
-			C_TRUE(tu_get_str(PEER_IN(&k), got, sizeof(got), 10000));
-			snprintf(u, sizeof(u), "%s?max_msg=1000", got);
-			C_OK(ipc_open(&cc, u, IPC_CLIENT, NULL));
-			int rc = peer_small_max(cc, &k, NULL);
-			ipc_close(cc);
-			_exit(rc);
-		}
-		tu_side_parent(&k.side);
-		T_OK(ipc_open(&k.c, url, IPC_SERVER, NULL));
-		T_OK(ipc_info_get(k.c, &si));
-		cr_assert(tu_put_str(TEST_OUT(&k), si.url));
-	} else {
-		k.pid = fork();
-		cr_assert(k.pid >= 0);
-		if (k.pid == 0) {
-			ipc_chan *sc = NULL;
-			ipc_info si;
-			char u[600];
-			alarm(PEER_ALARM_S);
-			tu_side_child(&k.side);
-			snprintf(u, sizeof(u), "%s?max_msg=1000", url);
-			C_OK(ipc_open(&sc, u, IPC_SERVER, NULL));
-			C_OK(ipc_info_get(sc, &si));
-			C_TRUE(tu_put_str(PEER_OUT(&k), si.url));
-			int rc = peer_small_max(sc, &k, NULL);
-			ipc_close(sc);
-			_exit(rc);
-		}
-		tu_side_parent(&k.side);
-		char got[512];
-		cr_assert(tu_get_str(TEST_IN(&k), got, sizeof(got), 10000));
-		/* (the peer's URL may carry ?max_msg: drop it for our end) */
-		got[strcspn(got, "?")] = 0;
-		T_OK(ipc_open(&k.c, got, IPC_CLIENT, NULL));
-	}
+	/* the test's end has the default limit, the peer's 1000 bytes */
+	ipc_opts small = { .max_msg = 1000 };
+	conn_start2(&k, p, NULL, &small, peer_small_max, NULL);
 	tu_fill(buf, sizeof(buf), 5);
 	T_EQ(ipc_send(k.c, buf, 2000, 20000), -EMSGSIZE);
 	T_OK(ipc_info_get(k.c, &info));
