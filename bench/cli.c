@@ -1,5 +1,5 @@
 /*
- * cli.c - the command line of ipckit-bench (stable: see DESIGN.md) into a
+ * cli.c - the command line of ipckit-bench (stable: docs/benchmarking.md) into a
  * struct config. Strict: a malformed number, an empty list item or an
  * unknown backend is an error (exit status 2), never silently read as
  * something else.

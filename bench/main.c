@@ -1,7 +1,7 @@
 /*
  * ipckit-bench - measure every ipckit backend the same way, next to the raw
  * system calls of each mechanism and, where built, ZeroMQ and nng. See
- * docs/benchmarking.md for the method, DESIGN.md for the stable command
+ * docs/benchmarking.md for the method, the stable command
  * line and results.json schema, and bench.h for where each part lives.
  *
  * This file only strings the parts together: parse (cli.c), describe the

@@ -1,5 +1,5 @@
 /*
- * check_results.c - check a results.json against the schema of DESIGN.md
+ * check_results.c - check a results.json against the schema of docs/benchmarking.md
  * (with jansson), then what a test asks of it:
  *
  *   check_results FILE [--rounds N] [--gap MS] [--memcpy] [--errors]
