@@ -17,11 +17,11 @@
  * does shares its deadline through the pointer. Ops retry EINTR themselves
  * with the remaining time (lib/posix helpers do).
  *
- * Lifecycle: a backend with an init op has it called on every fresh
- * channel (zeroed priv) before open, pair or accept; init makes the state
- * closable (descriptors -1, ...) and cannot fail, and after any failure of
- * open, pair or accept the core calls close. Backends without init undo
- * their own failures (being migrated).
+ * Lifecycle: every backend's init is called on each fresh channel (zeroed
+ * priv) before open, pair or accept; init makes the state closable
+ * (descriptors -1, ...) and cannot fail, and after any failure of open,
+ * pair or accept the core calls close, so backends write one release path
+ * instead of unwinding by hand.
  */
 #ifndef IPC_BACKEND_H
 #define IPC_BACKEND_H
@@ -156,8 +156,7 @@ struct ipc_backend {
 	 * caller reports that error). NULL: max_msg_limit. */
 	int (*limit)(size_t *out);
 
-	/* Make a zeroed channel closable (see Lifecycle above); NULL for
-	 * backends that unwind their own failures. */
+	/* Make a zeroed channel closable (see Lifecycle above). Required. */
 	void (*init)(ipc_chan *c);
 
 	/* Open one end. flags is IPC_SERVER or IPC_CLIENT. c->cfg is filled
@@ -224,6 +223,11 @@ struct ipc_backend {
 	int (*listener_fd)(ipc_listener *l);
 	void (*listener_close)(ipc_listener *l);
 };
+
+/* A channel's or listener's private state, as the backend's type: every
+ * backend names its accessor with this (e.g. #define U(c) IPC_PRIV(c,
+ * struct unix_chan)). */
+#define IPC_PRIV(x, type) ((type *)(void *)(x)->priv)
 
 /* Each backend defines `const struct ipc_backend ipc__backend_<name>`;
  * lib/core.c declares and registers them from IPC_BACKEND_LIST. */

@@ -222,8 +222,7 @@ static ipc_chan *chan_alloc(const struct ipc_backend *be, const ipc_cfg *cfg, si
 	c->cfg = *cfg;
 	c->max_msg = max;
 	c->owner = getpid();
-	if (be->init)
-		be->init(c);
+	be->init(c);
 	return c;
 }
 
@@ -241,8 +240,7 @@ static void chan_discard(ipc_chan *c)
 {
 	if (!c)
 		return;
-	if (c->be->init)
-		c->be->close(c);
+	c->be->close(c);
 	chan_free(c);
 }
 

@@ -38,7 +38,7 @@
 
 static inline struct ipc_stream *S(ipc_chan *c)
 {
-	return (struct ipc_stream *)c->priv;
+	return IPC_PRIV(c, struct ipc_stream);
 }
 
 static int tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadline *dl,
@@ -609,18 +609,8 @@ static bool frame_buffered(struct ipc_stream *s)
  * state changes. */
 static void ev_update(struct ipc_stream *s)
 {
-	if (s->evfd < 0)
-		return;
-	bool want = frame_buffered(s);
-	if (want == s->ev_set)
-		return;
-	uint64_t v = 1;
-	if (want) {
-		if (write(s->evfd, &v, sizeof(v)) == sizeof(v))
-			s->ev_set = true;
-	} else if (read(s->evfd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN) {
-		s->ev_set = false;
-	}
+	if (s->evfd >= 0)
+		ipc__ev_level(s->evfd, &s->ev_set, frame_buffered(s));
 }
 
 /* Every receive ends here: r is the message length or an error. */
@@ -809,39 +799,13 @@ int ipc__stream_fd(ipc_chan *c)
 	struct ipc_stream *s = S(c);
 	if (s->epfd >= 0)
 		return s->epfd;
-	int r;
 	pthread_mutex_lock(&s->lock);
-	int ep = ipc__epoll();
-	int ev = ep < 0 ? -1 : ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep < 0 || ev < 0) {
-		r = ep < 0 ? ep : ev;
-		goto fail;
-	}
-	struct epoll_event e = { .events = EPOLLIN, .data.fd = ev };
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) {
-		r = -errno;
-		goto fail;
-	}
 	int watch = atomic_load(&s->ready) || !s->attach ? s->rfd : s->pending_fd;
-	if (watch >= 0) {
-		e.data.fd = watch;
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, watch, &e) < 0) {
-			r = -errno;
-			goto fail;
-		}
-	}
-	s->evfd = ev;
-	s->epfd = ep;
-	ev_update(s);
+	int r = s->epfd >= 0 ? 0 : ipc__evset(&s->epfd, &s->evfd, &watch, 1);
+	if (r == 0)
+		ev_update(s);
 	pthread_mutex_unlock(&s->lock);
-	return ep;
-fail:
-	if (ep >= 0)
-		close(ep);
-	if (ev >= 0)
-		close(ev);
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	return r < 0 ? r : s->epfd;
 }
 
 void ipc__stream_close(ipc_chan *c)

@@ -39,7 +39,7 @@ struct fifo_chan {
 	char c2s[PATH_MAX], s2c[PATH_MAX];
 };
 
-#define F(c) ((struct fifo_chan *)(void *)(c)->priv)
+#define F(c) IPC_PRIV(c, struct fifo_chan)
 
 #define OFLAGS (O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
 

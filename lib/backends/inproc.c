@@ -112,8 +112,8 @@ struct ip_listener {
 	int evfd;
 };
 
-#define IP(c) ((struct ip_chan *)(void *)(c)->priv)
-#define IPL(l) ((struct ip_listener *)(void *)(l)->priv)
+#define IP(c) IPC_PRIV(c, struct ip_chan)
+#define IPL(l) IPC_PRIV(l, struct ip_listener)
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct endpoint *reg;
@@ -123,35 +123,12 @@ static inline size_t rec_size(size_t len)
 	return IP_HDR + ((len + 7) & ~(size_t)7);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* ------------------------------------------------------------ eventfds */
-
-/* Make fd readable exactly when want (fd may be -1); *on tracks it. */
-static void ev_level(int fd, bool *on, bool want)
-{
-	if (fd < 0 || want == *on)
-		return;
-	uint64_t v = 1;
-	if (want) {
-		if (write(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-			*on = true;
-	} else if (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v) || errno == EAGAIN) {
-		*on = false;
-	}
-}
 
 /* (d->mu held) the reader's level: a record or end-of-stream waits */
 static void dir_ev(struct dir *d)
 {
-	ev_level(d->evfd, &d->ev_on, d->head != d->tail || d->wclosed);
+	ipc__ev_level(d->evfd, &d->ev_on, d->head != d->tail || d->wclosed);
 }
 
 static void dir_changed(struct dir *d)
@@ -270,7 +247,7 @@ static int dir_wait(struct ip_chan *ic, struct dir *d, pthread_cond_t *cv, ipc_d
 		for (unsigned i = 1;; i++) {
 			if (atomic_load_explicit(&d->ver, memory_order_acquire) != v)
 				break;
-			cpu_relax();
+			ipc__cpu_relax();
 			if (i % 64)
 				continue;
 			int64_t now = ipc__now_ns();
@@ -383,7 +360,7 @@ static void ep_unregister(struct endpoint *e)
 /* (e->mu held) */
 static void ep_ev(struct endpoint *e)
 {
-	ev_level(e->evfd, &e->ev_on, e->nb > 0);
+	ipc__ev_level(e->evfd, &e->ev_on, e->nb > 0);
 }
 
 /* Take the first client of e within dl: its core, or an error. */

@@ -23,7 +23,7 @@ struct pipe_chan {
 	struct ipc_stream s; /* must be first */
 };
 
-#define P(c) ((struct pipe_chan *)(void *)(c)->priv)
+#define P(c) IPC_PRIV(c, struct pipe_chan)
 
 static void pipe_init(ipc_chan *c)
 {

@@ -30,8 +30,8 @@ struct tcp_listener {
 	int lfd;
 };
 
-#define T(c) ((struct tcp_chan *)(void *)(c)->priv)
-#define TL(l) ((struct tcp_listener *)(void *)(l)->priv)
+#define T(c) IPC_PRIV(c, struct tcp_chan)
+#define TL(l) IPC_PRIV(l, struct tcp_listener)
 
 static void set_nodelay(int fd)
 {

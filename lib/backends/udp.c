@@ -93,7 +93,7 @@ struct udp_chan {
 	bool ev_on;
 };
 
-#define UDP(c) ((struct udp_chan *)(void *)(c)->priv)
+#define UDP(c) IPC_PRIV(c, struct udp_chan)
 
 static void udp_bufsize(int fd, size_t capacity)
 {
@@ -259,14 +259,7 @@ static bool udp_same_addr(const struct sockaddr_storage *x, const struct sockadd
 static void udp_ev_update(struct udp_chan *d)
 {
 	pthread_mutex_lock(&d->evlock);
-	if (d->evfd >= 0) {
-		bool want = atomic_load(&d->bl_waiting);
-		uint64_t v = 1;
-		if (want && !d->ev_on && write(d->evfd, &v, sizeof v) == (ssize_t)sizeof v)
-			d->ev_on = true;
-		else if (!want && d->ev_on && read(d->evfd, &v, sizeof v) == (ssize_t)sizeof v)
-			d->ev_on = false;
-	}
+	ipc__ev_level(d->evfd, &d->ev_on, atomic_load(&d->bl_waiting));
 	pthread_mutex_unlock(&d->evlock);
 }
 
@@ -569,34 +562,14 @@ static ssize_t udp_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 static int udp_fd(ipc_chan *c)
 {
 	struct udp_chan *d = UDP(c);
-	int r, ep = -1, ev = -1;
 	pthread_mutex_lock(&d->evlock);
-	if (d->epfd >= 0) {
-		r = d->epfd;
-		goto out;
-	}
-	if ((r = ep = ipc__epoll()) < 0 || (r = ev = ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-		goto fail;
-	int fds[2] = { d->fd, ev };
-	for (int i = 0; i < 2; i++) {
-		struct epoll_event e = { .events = EPOLLIN };
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e) < 0) {
-			r = -errno;
-			goto fail;
-		}
-	}
-	d->epfd = r = ep;
-	d->evfd = ev;
-	d->ev_on = false;
-	goto out;
-fail:
-	ipc__close_fd(&ep);
-	ipc__close_fd(&ev);
-out:
+	int r = d->epfd >= 0 ? 0 : ipc__evset(&d->epfd, &d->evfd, &d->fd, 1);
+	d->ev_on = r == 0 ? d->ev_on : false;
 	pthread_mutex_unlock(&d->evlock);
-	if (r >= 0)
-		udp_ev_update(d);
-	return r;
+	if (r < 0)
+		return r;
+	udp_ev_update(d);
+	return d->epfd;
 }
 
 static void udp_close(ipc_chan *c)

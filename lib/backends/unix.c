@@ -34,8 +34,8 @@ struct unix_listener {
 	struct ipc_file file;
 };
 
-#define U(c) ((struct unix_chan *)(void *)(c)->priv)
-#define UL(l) ((struct unix_listener *)(void *)(l)->priv)
+#define U(c) IPC_PRIV(c, struct unix_chan)
+#define UL(l) IPC_PRIV(l, struct unix_listener)
 
 /* Accept one client that passes the uid check (abstract names). */
 static int accept_checked(int lfd, bool abstract, ipc_deadline *dl)

@@ -196,3 +196,41 @@ void ipc__close_fd(int *fd)
 		*fd = -1;
 	}
 }
+
+int ipc__evset(int *epfd, int *evfd, const int *fds, int n)
+{
+	int ep = ipc__epoll();
+	if (ep < 0)
+		return ep;
+	int ev = ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ev < 0) {
+		close(ep);
+		return ev;
+	}
+	struct epoll_event e = { .events = EPOLLIN };
+	int r = epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0 ? -errno : 0;
+	for (int i = 0; r == 0 && i < n; i++)
+		if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e) < 0 && errno != EEXIST)
+			r = -errno;
+	if (r < 0) {
+		close(ep);
+		close(ev);
+		return r;
+	}
+	*epfd = ep;
+	*evfd = ev;
+	return 0;
+}
+
+void ipc__ev_level(int evfd, bool *on, bool want)
+{
+	if (evfd < 0 || want == *on)
+		return;
+	uint64_t v = 1;
+	if (want) {
+		if (write(evfd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			*on = true;
+	} else if (read(evfd, &v, sizeof(v)) == (ssize_t)sizeof(v) || errno == EAGAIN) {
+		*on = false;
+	}
+}

@@ -64,6 +64,18 @@ int ipc__pipe_size(int fd, size_t capacity);
 /* -ENAMETOOLONG when strlen(path) + extra > max, -EINVAL when not absolute. */
 int ipc__check_path(const char *path, size_t extra, size_t max);
 
+/*
+ * ipc_fd's building blocks, shared by every backend whose descriptor is an
+ * epoll set: ipc__evset makes the set (close-on-exec) watching the fds
+ * that are >= 0 for EPOLLIN, plus a fresh nonblocking eventfd that the
+ * backend keeps readable exactly while messages wait in user space:
+ * 0 with *epfd and *evfd, or -errno with nothing made. ipc__ev_level makes
+ * evfd readable exactly when want; *on tracks its state so that a system
+ * call is made only on a change (evfd may be -1: no ipc_fd yet).
+ */
+int ipc__evset(int *epfd, int *evfd, const int *fds, int n);
+void ipc__ev_level(int evfd, bool *on, bool want);
+
 /* Close fd if >= 0, preserving errno; sets *fd to -1. */
 void ipc__close_fd(int *fd);
 

@@ -284,11 +284,7 @@ void ipc__mqb_ev_update(struct mqb_chan *m)
 		bool want = atomic_load(&m->stash_len) >= 0 || atomic_load(&m->eof) ||
 			    atomic_load(&m->err) != 0 ||
 			    (atomic_load(&m->hello_in) && !atomic_load(&m->ready));
-		uint64_t v = 1;
-		if (want && !m->ev_on && write(m->evfd, &v, sizeof v) == (ssize_t)sizeof v)
-			m->ev_on = true;
-		else if (!want && m->ev_on && read(m->evfd, &v, sizeof v) == (ssize_t)sizeof v)
-			m->ev_on = false;
+		ipc__ev_level(m->evfd, &m->ev_on, want);
 	}
 	pthread_mutex_unlock(&m->evlock);
 }
@@ -307,33 +303,18 @@ void ipc__mqb_ev_watch(struct mqb_chan *m, int fd)
 int ipc__mqb_fd(ipc_chan *c)
 {
 	struct mqb_chan *m = ipc__mqb(c);
-	int r, ep = -1, ev = -1;
+	int r = 0;
 	pthread_mutex_lock(&m->evlock);
-	if (m->epfd >= 0) {
-		r = m->epfd;
-		goto out;
-	}
-	if ((r = ep = ipc__epoll()) < 0 || (r = ev = ipc__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-		goto fail;
-	int fds[3] = { (int)m->rq, ev, m->life };
-	for (int i = 0; i < 3; i++) {
-		struct epoll_event e = { .events = EPOLLIN };
-		if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &e) < 0) {
-			r = -errno;
-			goto fail;
+	if (m->epfd < 0) {
+		int fds[2] = { (int)m->rq, m->life };
+		if ((r = ipc__evset(&m->epfd, &m->evfd, fds, 2)) == 0) {
+			m->ev_on = false;
+			atomic_store_explicit(&m->ev_armed, true, memory_order_release);
 		}
 	}
-	m->epfd = r = ep;
-	m->evfd = ev;
-	m->ev_on = false;
-	atomic_store_explicit(&m->ev_armed, true, memory_order_release);
-	goto out;
-fail:
-	ipc__close_fd(&ep);
-	ipc__close_fd(&ev);
-out:
 	pthread_mutex_unlock(&m->evlock);
-	if (r >= 0)
-		ipc__mqb_ev_update(m);
-	return r;
+	if (r < 0)
+		return r;
+	ipc__mqb_ev_update(m);
+	return m->epfd;
 }

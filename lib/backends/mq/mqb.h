@@ -61,7 +61,7 @@ struct mqb_chan {
 
 static inline struct mqb_chan *ipc__mqb(ipc_chan *c)
 {
-	return (struct mqb_chan *)(void *)c->priv;
+	return IPC_PRIV(c, struct mqb_chan);
 }
 
 /* A queue opened through the descriptor choke point: the descriptor, or

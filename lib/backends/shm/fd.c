@@ -39,15 +39,7 @@ void ipc__shm_accq_level(struct shm_accq *q)
 	bool want = false;
 	for (int i = 0; i < q->n && !want; i++)
 		want = q->conn[i].done;
-	if (want == q->ev_set)
-		return;
-	uint64_t v = 1;
-	if (want) {
-		if (write(q->evfd, &v, sizeof(v)) == sizeof(v))
-			q->ev_set = true;
-	} else if (read(q->evfd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN) {
-		q->ev_set = false;
-	}
+	ipc__ev_level(q->evfd, &q->ev_set, want);
 }
 
 /* The owner's pollable set (ipc_fd, listener_fd) is made: watch the

@@ -204,22 +204,14 @@ int ipc__shm_listener_fd(ipc_listener *l);
 
 static inline struct shm *S(ipc_chan *c)
 {
-	return (struct shm *)(void *)c->priv;
+	return IPC_PRIV(c, struct shm);
 }
 
 static inline struct shm_listener *L(ipc_listener *l)
 {
-	return (struct shm_listener *)(void *)l->priv;
+	return IPC_PRIV(l, struct shm_listener);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
 
 static inline int64_t coarse_ns(void)
 {

@@ -134,7 +134,7 @@ int ipc__shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 			if (data ? ipc__ring_nonempty(ring) : (r = ipc__ring_space(ring, space)) < 0 ||
 								 (uint64_t)r >= space)
 				return 0;
-			cpu_relax();
+			ipc__cpu_relax();
 			if (i % 64)
 				continue;
 			if (atomic_load_explicit(&s->err, memory_order_relaxed))
