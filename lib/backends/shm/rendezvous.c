@@ -64,9 +64,14 @@ static int shm_map(struct shm_map *m, int memfd, uint64_t hdr, const uint64_t si
 		{ hdr + 2 * size[0] + size[1], size[1], (off_t)(hdr + size[0]) },
 	};
 	for (int i = 0; i < 5; i++) {
-		/* populate up front: no page faults on the hot path */
+		/* Ring pages are not populated: memory follows use. An idle
+		 * channel costs its header page; a ring's pages are faulted in
+		 * the first time data reaches them (once per page, then never
+		 * again) and stay. The header page is populated (both ends
+		 * touch it at once). */
 		void *p = mmap(base + part[i].at, part[i].len, PROT_READ | PROT_WRITE,
-			       MAP_SHARED | MAP_FIXED | MAP_POPULATE, memfd, part[i].off);
+			       MAP_SHARED | MAP_FIXED | (i == 0 ? MAP_POPULATE : 0), memfd,
+			       part[i].off);
 		if (p == MAP_FAILED) {
 			int r = -errno;
 			munmap(base, len);
