@@ -19,7 +19,7 @@
 #include "backend.h"
 #include "posix/fdio.h"
 #include "posix/sock.h"
-#include "stream.h"
+#include "stream/stream.h"
 
 #include <fcntl.h>
 #include <limits.h>

@@ -13,7 +13,7 @@
  */
 #include "backend.h"
 #include "posix/fdio.h"
-#include "stream.h"
+#include "stream/stream.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -13,7 +13,7 @@
 #include "backend.h"
 #include "posix/fdio.h"
 #include "posix/sock.h"
-#include "stream.h"
+#include "stream/stream.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -17,7 +17,7 @@
 #include "backend.h"
 #include "posix/fdio.h"
 #include "posix/sock.h"
-#include "stream.h"
+#include "stream/stream.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /*
- * stream.h - the framing layer shared by the stream backends (tcp, unix,
- * fifo, pipe). docs/protocol.md specifies the bytes:
+ * stream/stream.h - the framing layer shared by the stream backends (tcp,
+ * unix, fifo, pipe): stream.c (lifecycle, handshake, ipc_fd), send.c,
+ * recv.c. docs/protocol.md specifies the bytes:
  *   hello: "IPCK" u16 version=1, u16 hello length=16, u32 max_msg, u32 0
  *   frame: u32 little-endian payload length, then the payload.
  *
@@ -13,11 +14,13 @@
  * peer's max_msg (pairs know it from the start), a receive the peer's
  * hello. A message cut by a send's deadline is finished by lib/tail.c.
  */
-#ifndef IPC_STREAM_H
-#define IPC_STREAM_H
+#ifndef IPC_STREAM_STREAM_H
+#define IPC_STREAM_STREAM_H
 
 #include "backend.h"
 #include "tail.h"
+
+#include <sys/uio.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -96,5 +99,40 @@ void ipc__stream_close(ipc_chan *c);
 #define IPC_STREAM_OPS \
 	.send = ipc__stream_send, .sendv = ipc__stream_sendv, \
 	.recv = ipc__stream_recv, .fd = ipc__stream_fd, .close = ipc__stream_close
+
+/* ---- shared by the three files of the layer (not for backends) ---- */
+
+static inline struct ipc_stream *ipc__stream_s(ipc_chan *c)
+{
+	return IPC_PRIV(c, struct ipc_stream);
+}
+#define S(c) ipc__stream_s(c)
+
+static inline uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+/* stream.c: the handshake, once (a send needs the peer's max_msg, a
+ * receive its hello). */
+int ipc__stream_ready(ipc_chan *c, ipc_deadline *dl, bool for_send);
+/* send.c: write whole frames as one message (a cut one's rest to the
+ * tail); lib/tail.c's writer and abort. */
+int ipc__stream_write_msg(struct ipc_stream *s, struct iovec *iov, int n, size_t total,
+			  ipc_deadline *dl, size_t *written);
+int ipc__stream_tail_write(ipc_chan *c, const unsigned char *p, size_t n, ipc_deadline *dl,
+			   size_t *done);
+void ipc__stream_tail_abort(ipc_chan *c);
+/* recv.c: read the peer's hello; keep ipc_fd's eventfd level. */
+int ipc__stream_read_hello(ipc_chan *c, ipc_deadline *dl);
+void ipc__stream_ev_update(struct ipc_stream *s);
 
 #endif
