@@ -277,6 +277,15 @@ void conn_end(struct conn *k)
 		  left);
 }
 
+void peer_reap_ok(pid_t pid, const char *who)
+{
+	char st[64];
+	int status = tu_wait_child(pid, PEER_WAIT_MS);
+
+	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "[%s] %s: %s",
+		  tu_tag, who, tu_status_str(status, st, sizeof(st)));
+}
+
 /* The client end speaks first (a udp server learns its peer from the
  * client's first datagram); pair ends: the peer speaks first. */
 int handshake(ipc_chan *c, bool client)

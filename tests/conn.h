@@ -128,6 +128,10 @@ size_t chan_max(ipc_chan *c);
 int readable(int fd, int timeout_ms);
 size_t read_proc_size(const char *path);
 
+/* Reap a forked peer (bounded) and require exit status 0; who names it in
+ * the failure message. */
+void peer_reap_ok(pid_t pid, const char *who);
+
 /* A thread that SIGKILLs pid after delay_ms. */
 struct killer {
 	pthread_t th;

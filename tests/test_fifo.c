@@ -7,7 +7,7 @@
  * fifo_names() learns them by opening a server on a fresh path and
  * listing what appeared next to it, so these tests do not hard-code them.
  */
-#include "util.h"
+#include "conn.h"
 
 #include <criterion/criterion.h>
 
@@ -53,15 +53,6 @@ static int fifo_suffixes(char suf[MAX_NAMES][32])
 	ipc_close(s);
 	cr_assert(n > 0, "a fifo server created nothing next to /tmp/%s", name);
 	return n;
-}
-
-static void reap_ok(pid_t pid)
-{
-	char st[64];
-	int status = tu_wait_child(pid, 20000);
-
-	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "[%s] peer: %s",
-		  tu_tag, tu_status_str(status, st, sizeof(st)));
 }
 
 /* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
@@ -111,7 +102,7 @@ Test(fifo, mode_and_removal, .timeout = 30)
 		}
 		ipc_close(s);
 		if (pass == 0)
-			reap_ok(pid);
+			peer_reap_ok(pid, "peer");
 		for (int i = 0; i < n; i++) {
 			snprintf(path, sizeof(path), "/tmp/%s%s", name, suf[i]);
 			cr_expect(access(path, F_OK) < 0, "[%s] %s left after close", tu_tag, path);
@@ -323,7 +314,7 @@ Test(fifo, client_died_after_hello, .timeout = 30)
 		ipc_chan *c = NULL;
 		_exit(ipc_open(&c, url, IPC_CLIENT, NULL) == 0 ? 0 : 1);
 	}
-	reap_ok(pid);
+	peer_reap_ok(pid, "peer");
 	T_EQ(ipc_recv(s, buf, sizeof(buf), -1), -EPIPE);
 	T_EQ(ipc_send(s, "x", 1, -1), -EPIPE);
 	ipc_close(s);

@@ -3,7 +3,7 @@
  * after exec (of tests/pipe_peer.c) and after a plain fork; bad
  * descriptors are refused without side effects.
  */
-#include "util.h"
+#include "conn.h"
 
 #include <criterion/criterion.h>
 
@@ -20,15 +20,6 @@
 #ifndef PIPE_PEER
 #error "PIPE_PEER (path of ipckit-test-pipe-peer) is set by tests/meson.build"
 #endif
-
-static void reap_ok(pid_t pid)
-{
-	char st[64];
-	int status = tu_wait_child(pid, 20000);
-
-	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "[%s] peer: %s",
-		  tu_tag, tu_status_str(status, st, sizeof(st)));
-}
 
 static bool fd_open(int fd)
 {
@@ -104,7 +95,7 @@ Test(pipe, adopt_after_exec, .timeout = 60)
 	/* Adopted descriptors belong to the channel: closed with it. */
 	cr_expect(!fd_open(c2p[0]) && !fd_open(p2c[1]),
 		  "[%s] adopted descriptors still open after ipc_close", tu_tag);
-	reap_ok(pid);
+	peer_reap_ok(pid, "peer");
 }
 
 Test(pipe, adopt_after_fork, .timeout = 60)
@@ -146,7 +137,7 @@ Test(pipe, adopt_after_fork, .timeout = 60)
 	T_OK(ipc_open(&c, url, IPC_SERVER, NULL));
 	echo_some(c);
 	ipc_close(c);
-	reap_ok(pid);
+	peer_reap_ok(pid, "peer");
 }
 
 /* A failed adopt has no side effects: the descriptors stay open. */

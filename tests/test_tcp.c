@@ -1,7 +1,7 @@
 /*
  * test_tcp.c - tcp specifics: IPv6, host names, port 0, TCP_NODELAY.
  */
-#include "util.h"
+#include "conn.h"
 
 #include <criterion/criterion.h>
 
@@ -38,15 +38,6 @@ static pid_t echo_client(const char *url)
 	return pid;
 }
 
-static void reap(pid_t pid)
-{
-	char st[64];
-	int status = tu_wait_child(pid, 20000);
-
-	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "[%s] client: %s",
-		  tu_tag, tu_status_str(status, st, sizeof(st)));
-}
-
 static int url_port(const char *url)
 {
 	const char *colon = strrchr(url, ':');
@@ -76,7 +67,7 @@ static void server_roundtrip(const char *url, const char *want_prefix)
 	T_EQ(ipc_recv(s, buf, sizeof(buf), 10000), 4);
 	cr_expect(memcmp(buf, "tcp!", 4) == 0);
 	ipc_close(s);
-	reap(pid);
+	peer_reap_ok(pid, "client");
 }
 
 /* Leaks fail the test run under -Db_sanitize=address (sanitize.c). */
@@ -146,7 +137,7 @@ Test(tcp, host_name_client)
 	T_OK(ipc_send(s, "x", 1, 10000));
 	T_EQ(ipc_recv(s, buf, sizeof(buf), 10000), 1);
 	ipc_close(s);
-	reap(pid);
+	peer_reap_ok(pid, "client");
 }
 
 Test(tcp, unresolvable_host)
@@ -244,6 +235,6 @@ Test(tcp, fixed_port_reuse)
 		T_OK(ipc_send(s, "r", 1, 10000));
 		T_EQ(ipc_recv(s, buf, sizeof(buf), 10000), 1);
 		ipc_close(s);
-		reap(pid);
+		peer_reap_ok(pid, "client");
 	}
 }

@@ -5,7 +5,7 @@
  * peer attached, stale socket files are reclaimed and other files are
  * never removed.
  */
-#include "util.h"
+#include "conn.h"
 
 #include <criterion/criterion.h>
 
@@ -22,15 +22,6 @@
 #include <unistd.h>
 
 #define NOBODY 65534
-
-static void reap_ok(pid_t pid, const char *who)
-{
-	char st[64];
-	int status = tu_wait_child(pid, 20000);
-
-	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "[%s] %s: %s",
-		  tu_tag, who, tu_status_str(status, st, sizeof(st)));
-}
 
 /* A child that becomes nobody, then tries to talk to url: it must not get
  * a message through (exit 0 when refused, 1 when it got through). */
@@ -90,7 +81,7 @@ Test(unix, abstract_other_uid_refused, .timeout = 60)
 	cr_expect(n == -ETIMEDOUT || n == -EACCES,
 		  "[%s] server recv while another uid knocked: %zd %s (%.*s)",
 		  tu_tag, n, tu_err(n), n > 0 ? (int)n : 0, buf);
-	reap_ok(pid, "the other-uid client got a message through");
+	peer_reap_ok(pid, "the other-uid client got a message through");
 	/* The endpoint still serves its own user. */
 	pid = fork();
 	cr_assert(pid >= 0);
@@ -105,7 +96,7 @@ Test(unix, abstract_other_uid_refused, .timeout = 60)
 	}
 	T_EQ(ipc_recv(s, buf, sizeof(buf), 10000), 6);
 	cr_expect(memcmp(buf, "friend", 6) == 0);
-	reap_ok(pid, "same-uid client");
+	peer_reap_ok(pid, "same-uid client");
 	ipc_close(s);
 }
 
@@ -134,7 +125,7 @@ Test(unix, abstract_listener_other_uid_refused, .timeout = 60)
 			  n);
 		ipc_close(c);
 	}
-	reap_ok(pid, "the other-uid client got a message through");
+	peer_reap_ok(pid, "the other-uid client got a message through");
 	ipc_listener_close(l);
 }
 
@@ -209,7 +200,7 @@ Test(unix, path_other_uid_refused, .timeout = 30)
 	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
 	pid = foreign_client(url);
 	T_EQ(ipc_recv(s, buf, sizeof(buf), 1500), -ETIMEDOUT);
-	reap_ok(pid, "the other-uid client got through a 0600 socket");
+	peer_reap_ok(pid, "the other-uid client got through a 0600 socket");
 	ipc_close(s);
 }
 
@@ -243,7 +234,7 @@ Test(unix, socket_file_removed_after_attach, .timeout = 30)
 	cr_expect(access(path, F_OK) < 0, "[%s] %s still exists after the peer attached", tu_tag,
 		  path);
 	ipc_close(s);
-	reap_ok(pid, "client");
+	peer_reap_ok(pid, "client");
 	cr_expect(access(path, F_OK) < 0, "[%s] %s left after close", tu_tag, path);
 }
 
