@@ -208,16 +208,19 @@ int ipc__stream_read_hello(ipc_chan *c, ipc_deadline *dl)
 }
 
 /* True when a whole frame (or EOF) waits in the buffer. */
-static bool frame_buffered(struct ipc_stream *s)
+/* True when a whole frame waits in the buffer. */
+static bool frame_whole(struct ipc_stream *s)
 {
 	size_t have = s->rlen - s->rpos;
-	if (s->eof || s->rerr)
-		return true;
-	if (!s->hello_rcvd)
-		return false; /* (the bytes are the hello, not a frame) */
-	if (have < IPC_FRAME_HDR)
-		return false;
+	if (!s->hello_rcvd || s->part || have < IPC_FRAME_HDR)
+		return false; /* (before the hello, the bytes are the hello) */
 	return have - IPC_FRAME_HDR >= get_le32(s->rbuf + s->rpos);
+}
+
+/* True when a whole frame (or EOF) waits in the buffer. */
+static bool frame_buffered(struct ipc_stream *s)
+{
+	return s->eof || s->rerr || frame_whole(s);
 }
 
 /* ipc_fd support: keep evfd signalled exactly while a frame is buffered.
@@ -410,3 +413,24 @@ ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 	return finish(s, read_rest(s, buf, len, avail, dl));
 }
 
+
+/* A batch: one receive within dl, then every whole frame already in the
+ * read buffer (no system call for those). A frame larger than its buffer
+ * stops the batch and stays (ipc_recvv's rule). */
+int ipc__stream_recvv(ipc_chan *c, ipc_buf *bufs, size_t n, ipc_deadline *dl)
+{
+	struct ipc_stream *s = S(c);
+	ssize_t r = ipc__stream_recv(c, bufs[0].data, bufs[0].cap, dl);
+	if (r < 0)
+		return (int)r;
+	bufs[0].len = (size_t)r;
+	size_t got = 1;
+	while (got < n && frame_whole(s) &&
+	       get_le32(s->rbuf + s->rpos) <= bufs[got].cap) {
+		r = ipc__stream_recv(c, bufs[got].data, bufs[got].cap, IPC_NOWAIT);
+		if (r < 0)
+			break;
+		bufs[got++].len = (size_t)r;
+	}
+	return (int)got;
+}

@@ -91,6 +91,7 @@ int ipc__stream_hello(ipc_chan *c, ipc_deadline *dl);
 int ipc__stream_send(ipc_chan *c, const void *msg, size_t len, ipc_deadline *dl);
 int ipc__stream_sendv(ipc_chan *c, const ipc_msg *msgs, size_t n, ipc_deadline *dl);
 ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl);
+int ipc__stream_recvv(ipc_chan *c, ipc_buf *bufs, size_t n, ipc_deadline *dl);
 int ipc__stream_fd(ipc_chan *c);
 void ipc__stream_close(ipc_chan *c);
 
@@ -98,7 +99,8 @@ void ipc__stream_close(ipc_chan *c);
  * fields and release hook) */
 #define IPC_STREAM_OPS \
 	.send = ipc__stream_send, .sendv = ipc__stream_sendv, \
-	.recv = ipc__stream_recv, .fd = ipc__stream_fd, .close = ipc__stream_close
+	.recv = ipc__stream_recv, .recvv = ipc__stream_recvv, .fd = ipc__stream_fd, \
+	.close = ipc__stream_close
 
 /* ---- shared by the three files of the layer (not for backends) ---- */
 
