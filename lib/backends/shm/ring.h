@@ -22,6 +22,7 @@
 #ifndef IPC_SHM_RING_H
 #define IPC_SHM_RING_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -107,7 +108,19 @@ void ipc__ring_init(struct ipc_ring *r, struct ipc_ring_ctl *ctl, unsigned char 
 
 /* Writer: free bytes, reloading the peer's tail when fewer than want are
  * known free. -EPROTO when the tail is impossible. */
-int64_t ipc__ring_space(struct ipc_ring *r, uint64_t want);
+/* (inline: it runs once or twice per message) */
+static inline int64_t ipc__ring_space(struct ipc_ring *r, uint64_t want)
+{
+	uint64_t used = r->pos - r->cache;
+	if (r->size - used >= want)
+		return (int64_t)(r->size - used);
+	uint64_t t = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
+	used = r->pos - t;  /* wraps to a huge value when t is ahead of us */
+	if (used > r->size)
+		return -EPROTO;
+	r->cache = t;
+	return (int64_t)(r->size - used);
+}
 /* Writer: where the next record's payload goes (after its header). */
 static inline unsigned char *ipc__ring_wptr(struct ipc_ring *r)
 {
@@ -115,7 +128,14 @@ static inline unsigned char *ipc__ring_wptr(struct ipc_ring *r)
 }
 /* Writer: write the header of the record whose payload is already at
  * wptr and advance the private head (not yet visible to the reader). */
-void ipc__ring_put(struct ipc_ring *r, uint32_t len, uint32_t total);
+/* (inline: it runs once or twice per message) */
+static inline void ipc__ring_put(struct ipc_ring *r, uint32_t len, uint32_t total)
+{
+	uint64_t hdr = (uint64_t)len | (uint64_t)total << 32;
+	/* header as one 8-byte store: the reader loads it the same way */
+	__atomic_store_n((uint64_t *)(void *)(r->data + (r->pos & r->mask)), hdr, __ATOMIC_RELAXED);
+	r->pos += ipc__rec_size(len);
+}
 /* Writer: make everything put so far visible. */
 static inline void ipc__ring_publish(struct ipc_ring *r)
 {
@@ -125,7 +145,38 @@ static inline void ipc__ring_publish(struct ipc_ring *r)
 /* Reader: 1 and *rec when a record is waiting (header validated: it lies
  * wholly inside what the writer published, len and total consistent and
  * total <= max_msg), 0 when the ring is empty, -EPROTO when corrupt. */
-int ipc__ring_next(struct ipc_ring *r, struct ipc_rec *rec);
+/* (inline: it runs once or twice per message) */
+static inline int ipc__ring_next(struct ipc_ring *r, struct ipc_rec *rec)
+{
+	uint64_t avail = r->cache - r->pos;
+	if (avail == 0) {
+		uint64_t h = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
+		avail = h - r->pos;
+		/* the writer only publishes whole 8-aligned records, never
+		 * more than the ring holds, never going backwards */
+		if (avail > r->size || (avail & 7))
+			return -EPROTO;
+		r->cache = h;
+		if (avail == 0)
+			return 0;
+	} else if (avail > r->size) {
+		return -EPROTO;
+	}
+	const unsigned char *p = r->data + (r->pos & r->mask);
+	/* one load, copied: the peer may rewrite the header after we check it */
+	uint64_t hdr = __atomic_load_n((const uint64_t *)(const void *)p, __ATOMIC_RELAXED);
+	uint32_t len = (uint32_t)hdr, total = (uint32_t)(hdr >> 32);
+	uint64_t size = ipc__rec_size(len);
+	if (size > avail)
+		return -EPROTO;  /* also bounds len by the ring size */
+	if (total != IPC_REC_CONT && (total < len || total > r->max_msg))
+		return -EPROTO;
+	rec->data = p + IPC_REC_HDR;
+	rec->len = len;
+	rec->total = total;
+	rec->size = size;
+	return 1;
+}
 /* Reader: is anything published beyond our position? (no validation) */
 static inline bool ipc__ring_nonempty(struct ipc_ring *r)
 {
