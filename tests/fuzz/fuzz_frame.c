@@ -10,7 +10,7 @@
  * does not own (ASan).
  */
 #include "backend.h"
-#include "stream.h"
+#include "stream/stream.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +22,7 @@
 #define FUZZ_MAX_MSG 4096
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern const struct ipc_backend ipc__backend_unix; /* (registered by lib/core.c) */
 
 static ipc_chan *stream_chan(int fd)
 {
@@ -36,6 +37,7 @@ static ipc_chan *stream_chan(int fd)
 	c->cfg.connect_timeout_ms = 0;
 	c->cfg.mode = 0600;
 	c->max_msg = FUZZ_MAX_MSG;
+	c->be->init(c); /* (descriptors -1, as the core does) */
 	if (ipc__stream_init(c, fd, fd, true) < 0)
 		abort();
 	return c;
