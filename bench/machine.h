@@ -32,7 +32,8 @@ void machine_end(struct machine *m);
 /* {"before": {...}, "after": {...}, "smt_siblings": [...], "warnings": [...]} */
 json_t *machine_noise_json(const struct machine *m);
 /* {"checksum": name, "fill_ns_per_byte": x, "check_ns_per_byte": y,
- *  "memcpy_bytes_per_s": {"64": ..., ...}} measured on CPU cpu. */
-json_t *machine_costs_json(const size_t *sizes, int n, int cpu);
+ *  "memcpy_bytes_per_s": {"64": ..., ...}, "memcpy_2cpu_bytes_per_s": {...}}:
+ * memcpy on pin[0] alone, and on pin[0] and pin[1] at once (summed). */
+json_t *machine_costs_json(const size_t *sizes, int n, const int pin[2]);
 
 #endif

@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 		return run_transfer(&g, &s);
 
 	machine_begin(&m, g.o.pin);
-	json_t *costs = machine_costs_json(g.sizes, g.nsizes, g.o.pin[0]);
+	json_t *costs = machine_costs_json(g.sizes, g.nsizes, g.o.pin);
 	s.ngroups = g.nsizes;
 	for (int k = 0; k < g.nsizes && !sup_stopped(); k++) {
 		static struct chan cs[MAX_CHANS];

@@ -46,14 +46,19 @@ void machine_block(FILE *f, json_t *doc, const char *name)
 	}
 	if (costs) {
 		json_t *mc = json_object_get(costs, "memcpy_bytes_per_s"), *v;
+		json_t *mc2 = json_object_get(costs, "memcpy_2cpu_bytes_per_s");
 		const char *k;
 		fprintf(f, "- Integrity: every byte of every message is checked with %s; here it costs "
-			   "%.3f ns/byte to write a payload and %.3f ns/byte to check one\n- memcpy here:",
-			jstr(costs, "checksum"), jnum(costs, "fill_ns_per_byte"), jnum(costs, "check_ns_per_byte"));
+			   "%.3f ns/byte to write a payload and %.3f ns/byte to check one\n- memcpy here (one CPU%s):",
+			jstr(costs, "checksum"), jnum(costs, "fill_ns_per_byte"), jnum(costs, "check_ns_per_byte"),
+			json_object_size(mc2) ? " / both pinned CPUs at once" : "");
 		json_object_foreach(mc, k, v) {
 			char sz[32];
-			fprintf(f, " %s %.0f MiB/s;", fmt_size(atof(k), SZ_LONG, sz, sizeof(sz)),
-				json_number_value(v) / 1048576.0);
+			json_t *v2 = json_object_get(mc2, k);
+			fprintf(f, " %s %.0f", fmt_size(atof(k), SZ_LONG, sz, sizeof(sz)), json_number_value(v) / 1048576.0);
+			if (v2)
+				fprintf(f, " / %.0f", json_number_value(v2) / 1048576.0);
+			fprintf(f, " MiB/s;");
 		}
 		fprintf(f, " no row can honestly move more\n");
 	}
