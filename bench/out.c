@@ -71,6 +71,12 @@ void series_name(json_t *row, char *buf, size_t cap)
 		     jstr(row, "wait"), json_is_true(json_object_get(row, "threads")), pairs);
 }
 
+/* Messages per send call of a row (1 where the row has no batch field). */
+double row_batch(json_t *row)
+{
+	return jnum(row, "batch") > 1 ? jnum(row, "batch") : 1;
+}
+
 json_t *baseline_of(json_t *doc, json_t *row)
 {
 	const char *want = jstr(row, "baseline");
@@ -79,7 +85,12 @@ json_t *baseline_of(json_t *doc, json_t *row)
 	json_t *r;
 	if (!*want)
 		return NULL;
+	/* Like for like only: a row that sends in ipc_sendv batches has no raw
+	 * counterpart (raw rows make one system call per message), so it gets
+	 * no ratio; its `send` variant (one ipc_send per message) has one. */
 	json_array_foreach(json_object_get(doc, "results"), i, r) {
+		if (row_batch(r) != row_batch(row))
+			continue;
 		if (strcmp(jstr(r, "impl"), "raw") || strcmp(jstr(r, "mode"), jstr(row, "mode")) ||
 		    jnum(r, "size") != jnum(row, "size") || jnum(r, "gap_ms") != jnum(row, "gap_ms") ||
 		    jnum(r, "pairs") != jnum(row, "pairs"))

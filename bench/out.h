@@ -42,7 +42,10 @@ bool jstable(json_t *row);
 /* The row's label (fmt.h series_label). */
 void series_name(json_t *row, char *buf, size_t cap);
 /* The raw row this row is compared with (its "baseline"), or NULL. */
+/* The raw row a row is compared with: same mechanism, mode, size, gap,
+ * pairs and batch (NULL where there is none). */
 json_t *baseline_of(json_t *doc, json_t *row);
+double row_batch(json_t *row);
 /* The headline figure of row over its baseline's ("0.98x"), "" if none. */
 const char *baseline_ratio(json_t *doc, json_t *row, char *buf, size_t cap);
 /* The row's headline figure key: "rtt_ns.p50" or "msgs_per_s". */
