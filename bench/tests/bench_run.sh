@@ -11,6 +11,10 @@ cleanup() {
 }
 trap cleanup EXIT
 run() { echo "+ $*"; "$@"; }
+# RLIMIT_MSGQUEUE is one budget for every queue of the user, in every
+# process: test programs running at the same time share it. Lift it where
+# permitted (root), as the Criterion tests do (tests/util.c).
+prlimit --pid $$ --msgqueue=unlimited 2>/dev/null || true
 
 case $case_ in
 rounds)   # every compiled backend, 4 rounds, schema and per-row rounds
