@@ -326,6 +326,41 @@ Test(proto, eof_before_hello_pipe)
 	ipc_close(c);
 }
 
+#if IPC_HAVE_FIFO
+/* fifo has no connection: its client is the hello that arrives. A writer
+ * that opens the server's FIFOs and goes before any hello byte is no
+ * client (the server keeps waiting, a timeout); one that goes after some
+ * of its bytes broke the protocol, as on the other stream backends. */
+Test(proto, eof_before_hello_fifo, .timeout = 30)
+{
+	char name[64], url[160], c2s[160], s2c[160], buf[8];
+	unsigned char h[16];
+	ipc_chan *c = NULL;
+
+	snprintf(tu_tag, sizeof(tu_tag), "proto/fifo");
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s", name);
+	snprintf(c2s, sizeof(c2s), "/tmp/%s.c2s", name);
+	snprintf(s2c, sizeof(s2c), "/tmp/%s.s2c", name);
+	T_OK(ipc_open(&c, url, IPC_SERVER, NULL));
+	for (int some = 0; some < 2; some++) {
+		int r = open(s2c, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		int w = open(c2s, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		cr_assert(r >= 0 && w >= 0, "[%s] the server's FIFOs", tu_tag);
+		if (some) {
+			make_hello(h, 1, 1 << 20);
+			cr_assert_eq(write(w, h, 8), 8);
+		}
+		close(w);
+		close(r);
+		ssize_t n = ipc_recv(c, buf, sizeof(buf), 300);
+		cr_assert(n == (some ? -EPROTO : -ETIMEDOUT), "[%s] %s bytes of a hello, then "
+			  "gone: recv %zd %s", tu_tag, some ? "some" : "no", n, tu_err(n));
+	}
+	ipc_close(c);
+}
+#endif
+
 /* The hello's last four bytes are reserved and must be zero. */
 Test(proto, hello_reserved_nonzero)
 {
