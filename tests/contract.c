@@ -691,13 +691,20 @@ static bool become_nobody(void)
 static void squat_locks(const char *url, int *fds, int *n)
 {
 	const char *a = strstr(url, "://") + 3;
-	char canon[4096], path[4096];
+	char canon[4096], dir[4096], path[4096];
 	const char *kinds[] = { "unix", "fifo", "mq", "shm" };
 	snprintf(path, sizeof(path), "%s", a);
 	path[strcspn(path, "?")] = 0;
-	if (!realpath("/tmp", canon))
-		snprintf(canon, sizeof(canon), "/tmp");
-	const char *names[2] = { path, path };
+	/* the library locks the canonical spelling of a path (its directory
+	 * resolved), the name of an mq as given: squat both */
+	const char *base = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", base ? (int)(base - path) : 0, path);
+	if (!base || !realpath(dir[0] ? dir : "/", canon) ||
+	    strlen(canon) + strlen(base) >= sizeof(canon))
+		snprintf(canon, sizeof(canon), "%s", path);
+	else
+		strcat(canon, base);
+	const char *names[2] = { path, canon };
 	for (size_t k = 0; k < 4; k++) {
 		for (size_t j = 0; j < 2; j++) {
 			struct sockaddr_un sa = { .sun_family = AF_UNIX };
