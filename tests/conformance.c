@@ -341,7 +341,9 @@ CONF_TEST(eintr, 30)
 	T_EQ(n, -ETIMEDOUT);
 	cr_assert(dt >= 299 && dt < 5000, "[%s] ipc_recv(300) under signals returned after %ld ms",
 		  tu_tag, (long)dt);
-	cr_assert(ticks > 5, "[%s] the timer did not fire (%d)", tu_tag, (int)ticks);
+	/* (a liveness check, not a count: on a loaded machine the 10 ms
+	 * timer's signals coalesce while the process waits for a CPU) */
+	cr_assert(ticks > 0, "[%s] the timer did not fire", tu_tag);
 	tu_put(TEST_OUT(&k), 'g');
 	n = ipc_recv(k.c, buf, sizeof(buf), -1);
 	setitimer(ITIMER_REAL, &off, NULL);

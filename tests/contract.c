@@ -17,7 +17,8 @@
  *   other_user_*       another user can neither deny a free name nor hang us
  *   peer_max_*         every send, the first included, honours the peer's max_msg
  *   fault_*            injected ENOMEM / EMFILE: the exact error, nothing sent
- *                      or leaked, the channel still usable
+ *                      or leaked, the channel still usable; also while a
+ *                      killed server's endpoint is reclaimed
  *   recvv_*            batch receive: boundaries, -EMSGSIZE, EOF, timeouts
  */
 #include "conn.h"
@@ -690,13 +691,20 @@ static bool become_nobody(void)
 static void squat_locks(const char *url, int *fds, int *n)
 {
 	const char *a = strstr(url, "://") + 3;
-	char canon[4096], path[4096];
+	char canon[4096], dir[4096], path[4096];
 	const char *kinds[] = { "unix", "fifo", "mq", "shm" };
 	snprintf(path, sizeof(path), "%s", a);
 	path[strcspn(path, "?")] = 0;
-	if (!realpath("/tmp", canon))
-		snprintf(canon, sizeof(canon), "/tmp");
-	const char *names[2] = { path, path };
+	/* the library locks the canonical spelling of a path (its directory
+	 * resolved), the name of an mq as given: squat both */
+	const char *base = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", base ? (int)(base - path) : 0, path);
+	if (!base || !realpath(dir[0] ? dir : "/", canon) ||
+	    strlen(canon) + strlen(base) >= sizeof(canon))
+		snprintf(canon, sizeof(canon), "%s", path);
+	else
+		strcat(canon, base);
+	const char *names[2] = { path, canon };
 	for (size_t k = 0; k < 4; k++) {
 		for (size_t j = 0; j < 2; j++) {
 			struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -861,13 +869,15 @@ struct fault_op {
 	int sent;               /* op_big_send: messages sent, not yet drained */
 	int (*op)(struct fault_op *f);
 	void (*undo)(struct fault_op *f);  /* after a successful op */
+	bool sticky;            /* every request from the n-th on fails (as a
+				   real EMFILE does), not the n-th alone */
 };
 
 static int fault_loop(struct fault_op *f, enum ipc_fault_kind kind, int want)
 {
 	int failures = 0;
 	for (long n = 0; n < 10000; n++) {
-		ipc__fault_arm(kind, n, false);
+		ipc__fault_arm(kind, n, f->sticky);
 		int r = f->op(f);
 		long hit = ipc__fault_failed(kind);
 		ipc__fault_arm(kind, -1, false);
@@ -1068,6 +1078,25 @@ CONTRACT_TEST(fault_enomem, PK_ALL, 120)
 CONTRACT_TEST(fault_emfile, PK_ALL, 120)
 {
 	fault_case(p, IPC_FAULT_FD, -EMFILE);
+}
+
+/* Reclaiming the endpoint of a server that was killed asks the system
+ * whether anything still holds the name (sock_diag, /proc, locks); out of
+ * descriptors there, the answer is -EMFILE, never a live server
+ * (-EADDRINUSE) nor a dead one (a live server stolen). */
+CONTRACT_TEST(fault_emfile_reclaim, PK_URL, 60)
+{
+	struct holder h;
+	struct fault_op f = { .p = p, .what = "ipc_open(server) over a killed server's endpoint",
+			      .op = op_server, .undo = undo_close_a, .sticky = true };
+	set_tag(p);
+	SKIP_THREAD_PEERS(p, "a thread cannot be killed alone");
+	cr_assert(tu_url(f.url, sizeof(f.url), p->be, p->abstract));
+	holder_start(&h, f.url);
+	holder_stop(&h, true);
+	snprintf(f.url, sizeof(f.url), "%s", h.url);
+	fault_loop(&f, IPC_FAULT_FD, -EMFILE);
+	no_leftovers("after the reclaiming server closed");
 }
 
 /* Peer for the no-thread cases: after 'g', wait delay ms (arg), then

@@ -320,6 +320,50 @@ Test(fifo, client_died_after_hello, .timeout = 30)
 	ipc_close(s);
 }
 
+/* A server driven by poll on ipc_fd (receives with timeout 0) whose .c2s
+ * is opened and closed by a writer that says nothing (a client that died
+ * before its hello, any process): the server forgets that writer, and
+ * ipc_fd still wakes for the real client that comes next. */
+Test(fifo, event_loop_after_silent_writer, .timeout = 60)
+{
+	char url[128], c2s[160], buf[16];
+	ipc_chan *s = NULL;
+	pid_t pid;
+
+	cr_assert(tu_url(url, sizeof(url), "fifo", false));
+	snprintf(c2s, sizeof(c2s), "%s.c2s", url + strlen("fifo://"));
+	T_OK(ipc_open(&s, url, IPC_SERVER, NULL));
+	int fd = ipc_fd(s);
+	T_OK(fd);
+	cr_assert(!readable(fd, 0), "[fifo] ipc_fd readable with no client");
+	int w = open(c2s, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	cr_assert(w >= 0, "[fifo] open %s: %s", c2s, strerror(errno));
+	close(w);
+	/* the loop wakes (or not) for the silent writer and gets nothing */
+	if (readable(fd, 1000))
+		T_EQ(ipc_recv(s, buf, sizeof(buf), 0), -EAGAIN);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		ipc_chan *c = NULL;
+		alarm(PEER_ALARM_S);
+		C_OK(ipc_open(&c, url, IPC_CLIENT, NULL));
+		C_OK(ipc_send(c, "hello", 5, 20000));
+		C_EQ(ipc_recv(c, buf, sizeof(buf), 20000), 2);
+		ipc_close(c);
+		_exit(0);
+	}
+	ssize_t n = -EAGAIN;
+	for (int i = 0; i < 100 && n == -EAGAIN; i++) {
+		cr_assert(readable(fd, 20000), "[fifo] ipc_fd never woke for the client (%d)", i);
+		n = ipc_recv(s, buf, sizeof(buf), 0);
+	}
+	T_EQ(n, 5);
+	T_OK(ipc_send(s, "ok", 2, 20000));
+	peer_reap_ok(pid, "client");
+	ipc_close(s);
+}
+
 /* Two servers reclaiming the same stale names at once: exactly one wins,
  * the other gets -EADDRINUSE (a race: repeated to give it a chance). */
 Test(fifo, reclaim_race_one_winner, .timeout = 60)

@@ -326,6 +326,148 @@ Test(proto, eof_before_hello_pipe)
 	ipc_close(c);
 }
 
+/* A raw client that connects late and says everything slowly: the hello,
+ * then a frame, one byte at a time with pauses; it expects "pong" back. */
+struct dribbler {
+	bool tcp;
+	int port;
+	char path[108];
+	pthread_t th;
+	bool ok;
+};
+
+static void *dribbler_main(void *arg)
+{
+	struct dribbler *d = arg;
+	unsigned char out[16 + 4 + 4], in[8];
+	int fd;
+
+	tu_sleep_ms(200);
+	if (d->tcp) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = htons((uint16_t)d->port);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return NULL;
+	} else {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return NULL;
+	}
+	make_hello(out, 1, 1 << 20);
+	put_le32(out + 16, 4);
+	memcpy(out + 20, "ping", 4);
+	for (size_t i = 0; i < sizeof(out); i++) {
+		if (send(fd, out + i, 1, MSG_NOSIGNAL) != 1)
+			goto out;
+		tu_sleep_ms(20);
+	}
+	/* ipckit's hello, then the reply frame */
+	if (raw_read(fd, in, 8, 20000) && raw_read(fd, in, 8, 20000) && raw_read(fd, in, 8, 20000))
+		d->ok = get_le32(in) == 4 && memcmp(in + 4, "pong", 4) == 0;
+out:
+	close(fd);
+	return NULL;
+}
+
+/* Drive a server (or a listener) with poll on ipc_fd / ipc_listener_fd and
+ * receives and accepts with timeout 0 only, while the client dribbles:
+ * it is served, and ipc_fd is not stuck readable in between (a loop that
+ * spun on it would take far more rounds than the client has bytes). */
+static void proto_event_loop_slow_hello(bool tcp, bool listener)
+{
+	char name[64], url[128], buf[16];
+	struct dribbler d = { .tcp = tcp };
+	ipc_listener *l = NULL;
+	ipc_chan *c = NULL;
+	ipc_info info;
+	int rounds = 0;
+	ssize_t n = -EAGAIN;
+
+	tu_name(name, sizeof(name));
+	snprintf(tu_tag, sizeof(tu_tag), "proto/%s%s", tcp ? "tcp" : "unix",
+		 listener ? "/listener" : "");
+	if (tcp)
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+	else
+		snprintf(url, sizeof(url), "unix:///tmp/%s.sock", name);
+	snprintf(d.path, sizeof(d.path), "/tmp/%s.sock", name);
+	if (listener) {
+		T_OK(ipc_listen(&l, url, NULL));
+		snprintf(url, sizeof(url), "%s", ipc_listener_url(l));
+	} else {
+		T_OK(ipc_open(&c, url, IPC_SERVER, NULL));
+		T_OK(ipc_info_get(c, &info));
+		snprintf(url, sizeof(url), "%s", info.url);
+	}
+	if (tcp)
+		d.port = atoi(strrchr(url, ':') + 1);
+	cr_assert(pthread_create(&d.th, NULL, dribbler_main, &d) == 0);
+	while (n == -EAGAIN) {
+		cr_assert(++rounds < 2000, "[%s] the loop spins: ipc_fd stays readable", tu_tag);
+		struct pollfd pf = { .fd = c ? ipc_fd(c) : ipc_listener_fd(l), .events = POLLIN };
+		cr_assert(pf.fd >= 0);
+		cr_assert(poll(&pf, 1, 20000) == 1, "[%s] the loop was never woken (%d rounds)",
+			  tu_tag, rounds);
+		if (!c) {
+			int a = ipc_accept(l, &c, 0);
+			cr_assert(a == 0 || a == -EAGAIN, "[%s] accept: %d %s", tu_tag, a, tu_err(a));
+			continue;
+		}
+		n = ipc_recv(c, buf, sizeof(buf), 0);
+	}
+	T_EQ(n, 4);
+	cr_assert(memcmp(buf, "ping", 4) == 0);
+	T_OK(ipc_send(c, "pong", 4, 5000));
+	pthread_join(d.th, NULL);
+	cr_assert(d.ok, "[%s] the client got no pong", tu_tag);
+	ipc_close(c);
+	ipc_listener_close(l);
+}
+
+Test(proto, event_loop_slow_hello_unix) { proto_event_loop_slow_hello(false, false); }
+Test(proto, event_loop_slow_hello_tcp) { proto_event_loop_slow_hello(true, false); }
+Test(proto, event_loop_slow_hello_unix_listener) { proto_event_loop_slow_hello(false, true); }
+Test(proto, event_loop_slow_hello_tcp_listener) { proto_event_loop_slow_hello(true, true); }
+
+#if IPC_HAVE_FIFO
+/* fifo has no connection: its client is the hello that arrives. A writer
+ * that opens the server's FIFOs and goes before any hello byte is no
+ * client (the server keeps waiting, a timeout); one that goes after some
+ * of its bytes broke the protocol, as on the other stream backends. */
+Test(proto, eof_before_hello_fifo, .timeout = 30)
+{
+	char name[64], url[160], c2s[160], s2c[160], buf[8];
+	unsigned char h[16];
+	ipc_chan *c = NULL;
+
+	snprintf(tu_tag, sizeof(tu_tag), "proto/fifo");
+	tu_name(name, sizeof(name));
+	snprintf(url, sizeof(url), "fifo:///tmp/%s", name);
+	snprintf(c2s, sizeof(c2s), "/tmp/%s.c2s", name);
+	snprintf(s2c, sizeof(s2c), "/tmp/%s.s2c", name);
+	T_OK(ipc_open(&c, url, IPC_SERVER, NULL));
+	for (int some = 0; some < 2; some++) {
+		int r = open(s2c, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		int w = open(c2s, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		cr_assert(r >= 0 && w >= 0, "[%s] the server's FIFOs", tu_tag);
+		if (some) {
+			make_hello(h, 1, 1 << 20);
+			cr_assert_eq(write(w, h, 8), 8);
+		}
+		close(w);
+		close(r);
+		ssize_t n = ipc_recv(c, buf, sizeof(buf), 300);
+		cr_assert(n == (some ? -EPROTO : -ETIMEDOUT), "[%s] %s bytes of a hello, then "
+			  "gone: recv %zd %s", tu_tag, some ? "some" : "no", n, tu_err(n));
+	}
+	ipc_close(c);
+}
+#endif
+
 /* The hello's last four bytes are reserved and must be zero. */
 Test(proto, hello_reserved_nonzero)
 {

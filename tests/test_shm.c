@@ -1999,14 +1999,53 @@ enum bad_kind {
 	BAD_SMALL_MEMFD,    /* a memfd smaller than announced */
 	BAD_UNSEALED_MEMFD, /* a memfd the server could shrink under us */
 	BAD_WSEALED_MEMFD,  /* a memfd sealed against writes */
-	BAD_KINDS
+	BAD_KINDS,
+	/* correct descriptors, then the server makes our doorbell write end
+	 * blocking again (O_NONBLOCK is shared with the description it
+	 * kept), fills that pipe and asks for a wake-up; and it steals the
+	 * doorbells it rings for us between our poll and our read */
+	BAD_BLOCKING_BELLS = BAD_KINDS,
 };
 
 struct fake_server {
 	int lfd;
 	enum bad_kind kind;
 	int result; /* 0: the client hung up after the welcome */
+	_Atomic int go, armed; /* BAD_BLOCKING_BELLS: the client attached; the trap is set */
 };
+
+/* BAD_BLOCKING_BELLS: once the client attached, make its sends and
+ * receives block in the doorbell pipes if the library let them. */
+static void fake_server_trap(struct fake_server *fs, int memfd, int our_bell_w, int their_bell_r,
+			     int their_bell_w, uint64_t size)
+{
+	while (!atomic_load(&fs->go))
+		tu_sleep_ms(1);
+	struct ipc_shm_page *pg = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (pg == MAP_FAILED)
+		return;
+	/* its doorbell full, and a blocking write end */
+	char junk[4096];
+	memset(junk, 'd', sizeof(junk));
+	fcntl(our_bell_w, F_SETFL, O_NONBLOCK);
+	while (write(our_bell_w, junk, sizeof(junk)) > 0)
+		;
+	fcntl(our_bell_w, F_SETFL, 0);
+	/* we (the reader of ring 1) sleep: every send rings */
+	atomic_store(&pg->ctl[1].rwait, IPC_RWAIT_FENCE);
+	atomic_store(&pg->ctl[1].rsleep, 1);
+	/* its own doorbell: blocking, rung and drained at once by us */
+	fcntl(their_bell_r, F_SETFL, 0);
+	atomic_store(&fs->armed, 1);
+	while (atomic_load(&fs->go) == 1) {
+		char b[64];
+		(void)!write(their_bell_w, "d", 1);
+		fcntl(their_bell_r, F_SETFL, O_NONBLOCK);
+		(void)!read(their_bell_r, b, sizeof(b));
+		fcntl(their_bell_r, F_SETFL, 0);
+	}
+	munmap(pg, size);
+}
 
 static void *fake_server_main(void *arg)
 {
@@ -2054,6 +2093,8 @@ static void *fake_server_main(void *arg)
 	memcpy(CMSG_DATA(ch), fds, sizeof(fds));
 	if (sendmsg(conn, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(w))
 		return NULL;
+	if (fs->kind == BAD_BLOCKING_BELLS)
+		fake_server_trap(fs, memfd, p1[1], p0[0], p0[1], size);
 	/* the client must close the channel: we see it hang up */
 	char b;
 	if (readable(conn, 10000) == 1 && recv(conn, &b, 1, 0) <= 0)
@@ -2110,6 +2151,78 @@ Test(shm, hostile_server_descriptors, .timeout = 120)
 			ipc_close(c);
 		close(fs.lfd);
 		unlink(u + 6);
+	}
+}
+
+/* A send or receive that must not block (timeout 0, or a short one) stays
+ * so against a server that plays with the doorbell pipes it made: their
+ * O_NONBLOCK flags live in descriptions it shares, and it can read from
+ * ours. */
+struct nb_call {
+	ipc_chan *c;
+	int send_rc;
+	ssize_t recv_rc[3];
+	_Atomic int done;
+};
+
+static void *nb_calls(void *arg)
+{
+	struct nb_call *k = arg;
+	char buf[16];
+	k->send_rc = ipc_send(k->c, "x", 1, 0);
+	k->recv_rc[0] = ipc_recv(k->c, buf, sizeof(buf), 0);
+	k->recv_rc[1] = ipc_recv(k->c, buf, sizeof(buf), 200);
+	int fd = ipc_fd(k->c);
+	k->recv_rc[2] = fd < 0 ? fd : ipc_recv(k->c, buf, sizeof(buf), 200);
+	atomic_store(&k->done, 1);
+	return NULL;
+}
+
+Test(shm, hostile_server_doorbell_flags, .timeout = 60)
+{
+	for (int mode = 0; mode < 3; mode++) {
+		char u[256], buf[16];
+		snprintf(u, sizeof(u), "shm:///tmp/ipck-shm-%d-bells?wait=%s", (int)getpid(),
+			 wait_names[mode]);
+		const char *path = u + 6;
+		char p[128];
+		snprintf(p, sizeof(p), "%.*s", (int)strcspn(path, "?"), path);
+		unlink(p);
+		struct fake_server fs = { .kind = BAD_BLOCKING_BELLS };
+		fs.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p);
+		cr_assert_eq(bind(fs.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		cr_assert_eq(listen(fs.lfd, 1), 0);
+		pthread_t t, tc;
+		cr_assert_eq(pthread_create(&t, NULL, fake_server_main, &fs), 0);
+		ipc_chan *c;
+		T_EQ(ipc_open(&c, u, IPC_CLIENT, NULL), 0);
+		/* attached, nothing to read */
+		T_EQ(ipc_recv(c, buf, sizeof(buf), 100), -ETIMEDOUT);
+		atomic_store(&fs.go, 1);
+		for (int i = 0; i < 10000 && !atomic_load(&fs.armed); i++)
+			tu_sleep_ms(1);
+		cr_assert(atomic_load(&fs.armed), "%s: the fake server did not start", wait_names[mode]);
+		struct nb_call k = { .c = c };
+		cr_assert_eq(pthread_create(&tc, NULL, nb_calls, &k), 0);
+		/* (a liveness bound, not a timing threshold: the calls take
+		 * 0.4 s when they keep their timeouts, for ever when not) */
+		for (int i = 0; i < 20000 && !atomic_load(&k.done); i++)
+			tu_sleep_ms(1);
+		cr_assert(atomic_load(&k.done), "%s: a call that must not block blocked in a "
+			  "doorbell pipe", wait_names[mode]);
+		pthread_join(tc, NULL);
+		T_EQ(k.send_rc, 0);
+		for (int i = 0; i < 3; i++)
+			cr_assert(k.recv_rc[i] == -EAGAIN || k.recv_rc[i] == -ETIMEDOUT,
+				  "%s: recv %d: %zd", wait_names[mode], i, k.recv_rc[i]);
+		atomic_store(&fs.go, 2);
+		ipc_close(c);
+		pthread_join(t, NULL);
+		cr_assert_eq(fs.result, 0, "%s: the channel was not closed", wait_names[mode]);
+		close(fs.lfd);
+		unlink(p);
 	}
 }
 

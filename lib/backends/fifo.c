@@ -132,13 +132,14 @@ static int fifo_server_attach(ipc_chan *c, ipc_deadline *dl)
 		if (pr < 0)
 			return pr;
 		if (!(pr & POLLIN)) {
-			/* a writer came and went without a word: forget it */
+			/* a writer came and went without a word: forget it
+			 * (a fresh read end; ipc_fd's set follows it) */
 			int fd = open_fifo(f->c2s, O_RDONLY);
 			if (fd < 0)
 				return fd;
-			dup2(fd, f->s.rfd);
-			close(fd);
-			fcntl(f->s.rfd, F_SETFD, FD_CLOEXEC);
+			int r = ipc__stream_replace_fd(&f->s, f->s.rfd, fd);
+			if (r < 0)
+				return r;
 			continue;
 		}
 		int wfd = open_fifo(f->s2c, O_WRONLY);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -156,6 +157,37 @@ ssize_t ipc__pipe_writev(int fd, const struct iovec *iov, int n, bool sigpipe_ig
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r < 0 ? -err : r;
+}
+
+static atomic_bool pipe_nowait_read = true, pipe_nowait_write = true;
+
+ssize_t ipc__pipe_read_nowait(int fd, void *buf, size_t n)
+{
+	struct iovec iov = { buf, n };
+	if (atomic_load_explicit(&pipe_nowait_read, memory_order_relaxed)) {
+		ssize_t r = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+		if (r >= 0 || errno != EOPNOTSUPP)
+			return r;
+		atomic_store_explicit(&pipe_nowait_read, false, memory_order_relaxed);
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 0) == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return read(fd, buf, n);
+}
+
+ssize_t ipc__pipe_write_nowait(int fd, const void *buf, size_t n)
+{
+	struct iovec iov = { (void *)buf, n };
+	if (atomic_load_explicit(&pipe_nowait_write, memory_order_relaxed)) {
+		ssize_t r = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+		if (r >= 0 || errno != EOPNOTSUPP)
+			return r;
+		atomic_store_explicit(&pipe_nowait_write, false, memory_order_relaxed);
+	}
+	return write(fd, buf, n);
 }
 
 /*

@@ -53,6 +53,15 @@ ssize_t ipc__pipe_writev(int fd, const struct iovec *iov, int n, bool sigpipe_ig
 /* True when SIGPIPE's disposition is SIG_IGN in this process. */
 bool ipc__sigpipe_ignored(void);
 
+/* One read (write) on a pipe that never blocks, whatever the O_NONBLOCK
+ * flag of fd's open file description says: another process holding the
+ * same description (one passed over SCM_RIGHTS) can change that flag, or
+ * take the bytes poll() just reported. preadv2/pwritev2 with RWF_NOWAIT;
+ * on a kernel without it for pipes, a poll first (read) or the plain call
+ * (write). Bytes, or -1 with errno (EAGAIN when it would block). */
+ssize_t ipc__pipe_read_nowait(int fd, void *buf, size_t n);
+ssize_t ipc__pipe_write_nowait(int fd, const void *buf, size_t n);
+
 /* Size the pipe (or FIFO) behind fd: to capacity bytes when asked (the
  * kernel rounds up to a power of two pages; -errno when it refuses, e.g.
  * -EPERM above /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE), else

@@ -3,6 +3,7 @@
 #include "posix/fdio.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -56,16 +57,28 @@ int ipc__canon_path(const char *path, char *out, size_t cap)
  * counts as live; when the file cannot be read, the answer is "live":
  * never steal.
  */
-static bool unix_path_bound_proc(const char *path, const char *canon)
+/* An error of ours (out of descriptors or memory) rather than an answer:
+ * it is returned as itself, never taken for "live" or "dead". */
+static bool resource_err(int r)
 {
-	FILE *f = fopen("/proc/net/unix", "re");
-	if (!f)
-		return true;
+	return r == -EMFILE || r == -ENFILE || r == -ENOMEM;
+}
+
+static int unix_path_bound_proc(const char *path, const char *canon)
+{
+	int fd = ipc__open("/proc/net/unix", O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return resource_err(fd) ? fd : 1;
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
 	char line[4096 + 128];
 	bool live = false;
 	if (!fgets(line, sizeof(line), f)) { /* header */
 		fclose(f);
-		return true;
+		return 1;
 	}
 	while (!live && fgets(line, sizeof(line), f)) {
 		int off = -1;
@@ -81,12 +94,15 @@ static bool unix_path_bound_proc(const char *path, const char *canon)
 	return live;
 }
 
-/* Is the socket file at path held by any socket? (by inode; see above) */
-static bool unix_path_live(const char *path, const char *canon, const struct stat *st)
+/* Is the socket file at path held by any socket? (by inode; see above)
+ * 1 or 0, or -EMFILE/-ENFILE/-ENOMEM when we could not ask. */
+static int unix_path_live(const char *path, const char *canon, const struct stat *st)
 {
 	int r = ipc__unix_bound(st->st_dev, st->st_ino);
 	if (r >= 0)
 		return r > 0;
+	if (resource_err(r))
+		return r;
 	return unix_path_bound_proc(path, canon);
 }
 
@@ -121,6 +137,8 @@ int ipc__name_lock(const char *kind, const char *name, int *fdp)
 		int h = ipc__abstract_holders(sa.sun_path + 1, len, geteuid());
 		if (h == 1)
 			return 0; /* only other users hold it: not our lock */
+		if (resource_err(h))
+			return h;
 		if (h != 0 || tries == 2)
 			return -EADDRINUSE;
 		/* (its holder let go between our bind and the look: try again) */
@@ -162,12 +180,19 @@ int ipc__unix_listen(const char *path, bool abstract, unsigned mode, int backlog
 			r = -errno;
 			if (r == -EADDRINUSE) {
 				struct stat st;
+				int live;
 				if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
 					r = -EADDRINUSE; /* something else lives there */
-				} else if (lstat(path, &st) == 0 && !unix_path_live(path, canon, &st)) {
-					/* stale: its server died; reclaim it */
-					unlink(path);
-					r = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+				} else if (lstat(path, &st) == 0 &&
+					   (live = unix_path_live(path, canon, &st)) <= 0) {
+					/* stale: its server died; reclaim it (or we
+					 * could not ask: that error) */
+					if (live < 0) {
+						r = live;
+					} else {
+						unlink(path);
+						r = bind(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0;
+					}
 				}
 			}
 			if (r < 0)

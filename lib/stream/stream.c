@@ -14,6 +14,7 @@
 #include "posix/fdio.h"
 #include "posix/sock.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -134,6 +135,20 @@ int ipc__stream_fd(ipc_chan *c)
 		ipc__stream_ev_update(s);
 	pthread_mutex_unlock(&s->lock);
 	return r < 0 ? r : s->epfd;
+}
+
+int ipc__stream_replace_fd(struct ipc_stream *s, int fd, int newfd)
+{
+	if (s->epfd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+	int r = dup3(newfd, fd, O_CLOEXEC) < 0 ? -errno : 0;
+	close(newfd);
+	if (s->epfd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST && r == 0)
+			r = -errno;
+	}
+	return r;
 }
 
 void ipc__stream_close(ipc_chan *c)

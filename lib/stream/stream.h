@@ -95,6 +95,12 @@ int ipc__stream_recvv(ipc_chan *c, ipc_buf *bufs, size_t n, ipc_deadline *dl);
 int ipc__stream_fd(ipc_chan *c);
 void ipc__stream_close(ipc_chan *c);
 
+/* A backend's attach (s->lock held) puts another file behind descriptor
+ * fd (rfd or pending_fd): newfd is moved there (dup2, close-on-exec) and
+ * ipc_fd's epoll set follows, which otherwise would lose fd as dup2 closes
+ * the old file. 0 or -errno (then fd is unchanged, newfd closed). */
+int ipc__stream_replace_fd(struct ipc_stream *s, int fd, int newfd);
+
 /* (each backend's init calls ipc__stream_preinit, then sets its own
  * fields and release hook) */
 #define IPC_STREAM_OPS \

@@ -64,10 +64,8 @@ int ipc__shm_accq_watch(struct shm_accq *q, int epfd, int evfd)
 /* Empty our doorbell pipe without blocking (the read end blocks). */
 static void pipe_drain(int fd)
 {
-	struct pollfd p = { fd, POLLIN, 0 };
 	char b[256];
-	if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
-		(void)!read(fd, b, sizeof(b));
+	(void)!ipc__pipe_read_nowait(fd, b, sizeof(b));
 }
 
 /* fd mode: both things that make ipc_fd readable for data */

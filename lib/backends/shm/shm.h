@@ -22,6 +22,7 @@
 
 #include "backend.h"
 #include "backends/shm/ring.h"
+#include "posix/fdio.h"
 #include "posix/sock.h"
 #include "tail.h"
 
@@ -93,7 +94,7 @@ struct shm {
 	struct shm_accq *acc;   /* server channel, until attached */
 	int sock;               /* connected socket */
 	int efd_rx;             /* our data doorbell: a pipe's read end (blocking) */
-	int efd_tx;             /* the peer's: a pipe's write end (nonblocking) */
+	int efd_tx;             /* the peer's: a pipe's write end (written without waiting) */
 	int selfd;              /* ipc_fd: an eventfd we signal ourselves */
 	int epfd;               /* ipc_fd, -1 until asked for */
 	uint64_t capacity;      /* our ring size request (rounded) */
@@ -252,8 +253,9 @@ static inline void shm_wake_reader(struct shm *s)
 		atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&s->tx.ctl->rsleep, memory_order_relaxed) &&
 	    atomic_exchange(&s->tx.ctl->rsleep, 0)) {
-		/* EAGAIN: the pipe is full of doorbells already */
-		(void)!write(s->efd_tx, "d", 1);
+		/* EAGAIN: the pipe is full of doorbells already (never waits,
+		 * whatever a hostile peer did to the flags it shares) */
+		(void)!ipc__pipe_write_nowait(s->efd_tx, "d", 1);
 	}
 }
 

@@ -238,7 +238,9 @@ int ipc__shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 		}
 		if (data && !fdm && (p[1].revents & POLLIN)) {
 			char b[256];
-			(void)!read(s->efd_rx, b, sizeof(b));  /* readable: does not block */
+			/* (not a plain read: a hostile server holding our read
+			 * end could take the doorbell between poll and read) */
+			(void)!ipc__pipe_read_nowait(s->efd_rx, b, sizeof(b));
 		}
 	}
 }
