@@ -483,7 +483,8 @@ ssize_t ipc_recv_peek(ipc_chan *c, const void **msg, int timeout_ms)
 		return r;
 	}
 	if (c->zc_peeked) {
-		*msg = c->zc_rbuf;
+		/* (as below: an empty first message has no buffer yet) */
+		*msg = c->zc_rbuf ? (const void *)c->zc_rbuf : (const void *)"";
 		return c->zc_rlen;
 	}
 	for (;;) {

@@ -170,6 +170,36 @@ Test(api, pair_unsupported)
 }
 #endif
 
+/* A zero-length message as the first one peeked on a channel: every peek
+ * of it gives a pointer, not NULL (found by tests/fuzz/fuzz_chan: the
+ * second peek gave NULL before any buffer had been allocated); received
+ * into no buffer, it is no memcpy to NULL (found by UBSan in this test:
+ * the stream layer copied its 0 bytes to the NULL buffer). */
+Test(api, peek_empty_first_message)
+{
+	for (const char *const *be = ipc_backends(); *be; be++) {
+		ipc_chan *a = NULL, *b = NULL;
+		const void *msg;
+
+		if (ipc_pair(*be, &a, &b, NULL) != 0)
+			continue; /* (no pairs on this backend) */
+		snprintf(tu_tag, sizeof(tu_tag), "api/%s", *be);
+		T_EQ(ipc_send(a, "", 0, 5000), 0);
+		msg = NULL;
+		T_EQ(ipc_recv_peek(b, &msg, 5000), 0);
+		cr_expect(msg != NULL, "[%s] first peek of an empty message: NULL", *be);
+		msg = NULL;
+		T_EQ(ipc_recv_peek(b, &msg, 0), 0);
+		cr_expect(msg != NULL, "[%s] second peek of an empty message: NULL", *be);
+		T_EQ(ipc_recv_release(b), 0);
+		/* and ipc_recv of one without a buffer (UBSan: no memcpy to NULL) */
+		T_EQ(ipc_send(a, "", 0, 5000), 0);
+		T_EQ(ipc_recv(b, NULL, 0, 5000), 0);
+		ipc_close(a);
+		ipc_close(b);
+	}
+}
+
 /* ------------------------------------------------------------ listeners */
 
 static void listen_unsupported(const char *url)

@@ -400,7 +400,8 @@ ssize_t ipc__stream_recv(ipc_chan *c, void *buf, size_t cap, ipc_deadline *dl)
 		avail = len;
 	}
 	if (avail >= len) {
-		memcpy(buf, s->rbuf + s->rpos + IPC_FRAME_HDR, len);
+		if (len) /* (buf may be NULL for an empty message) */
+			memcpy(buf, s->rbuf + s->rpos + IPC_FRAME_HDR, len);
 		s->rpos += IPC_FRAME_HDR + (size_t)len;
 		if (s->rpos == s->rlen)
 			s->rpos = s->rlen = 0;
