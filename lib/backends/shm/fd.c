@@ -13,6 +13,7 @@
 #include "backends/shm/shm.h"
 #include "posix/fdio.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -108,23 +109,45 @@ out:
 }
 
 /*
- * The level at ipc_fd's first call, which may come from any thread while
- * another one receives: only shared state is read (head and tail, not the
- * receiver's private position) and nothing is drained (the doorbell is
- * the receiver's). Readable at once for messages already waiting: nobody
- * signalled them (the peer rings only a reader that said it sleeps). A
- * receive running at that very moment may leave the descriptor readable
- * once for nothing; its next call corrects the level.
+ * The level at ipc_fd's first call (under s->lock), which may come from any
+ * thread while another one receives: only shared state is read (head and
+ * tail, not the receiver's private position). Readable at once for
+ * messages already waiting: nobody signalled them (the peer rings only a
+ * reader that said it sleeps).
+ *
+ * Not readable for doorbell bytes that nobody needs: a receiver that slept
+ * without fd mode may have found its data before the writer's byte arrived
+ * (both cleared rsleep), leaving the byte behind. When no such receiver is
+ * asleep now (rx_sleepers; the next one takes s->lock and sees fd mode),
+ * the bytes are nobody's wake-up: drain them. A byte that arrives while we
+ * look is another late one or a fresh wake-up: look again (a few times: a
+ * peer may ring at will). A receiver asleep now keeps its bytes, and may
+ * leave the descriptor readable once for nothing; its receive corrects the
+ * level on return.
  */
 static void fd_level_first(struct shm *s)
 {
 	struct ipc_ring_ctl *ctl = s->rx.ctl;
-	if (!s->fd_sloppy && atomic_load(&ctl->head) == atomic_load(&ctl->tail)) {
+	bool quiet = s->rx_sleepers == 0;
+	if (s->fd_sloppy) {
+		fd_signal(s);
+		return;
+	}
+	for (int tries = 0; tries < 4; tries++) {
+		if (quiet)
+			pipe_drain(s->efd_rx);
+		if (atomic_load(&ctl->head) != atomic_load(&ctl->tail))
+			break;
 		atomic_store(&ctl->rsleep, 1);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load(&ctl->head) == atomic_load(&ctl->tail) ||
-		    !atomic_exchange(&ctl->rsleep, 0))
-			return; /* empty, or the writer rang the doorbell */
+		if (atomic_load(&ctl->head) != atomic_load(&ctl->tail)) {
+			if (!atomic_exchange(&ctl->rsleep, 0))
+				return; /* the writer rang the doorbell */
+			break;
+		}
+		struct pollfd p = { .fd = s->efd_rx, .events = POLLIN };
+		if (!quiet || poll(&p, 1, 0) <= 0)
+			return; /* empty, and no byte nobody needs */
 	}
 	fd_signal(s);
 }

@@ -102,6 +102,8 @@ struct shm {
 	int spin_ns;            /* 0: never spin; -1: spin only */
 	pthread_mutex_t lock;   /* serialises attach and ipc_fd set-up */
 	bool lock_init;
+	int rx_sleepers;        /* receivers asleep on the doorbell without fd
+	                           mode (under lock; see fd.c fd_level_first) */
 	atomic_bool ready;
 	atomic_int err;         /* sticky -EPROTO */
 	atomic_bool gone;       /* the peer closed or died */

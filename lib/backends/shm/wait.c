@@ -112,6 +112,8 @@ bool ipc__shm_sock_gone(struct shm *s)
 	return false;
 }
 
+static int shm_sleep(struct shm *s, uint64_t space, ipc_deadline *dl, bool fdm);
+
 /*
  * Wait until the receive ring has data (space == 0) or the send ring has
  * space bytes free. Returns 0 (the caller looks again), -EPIPE when the
@@ -121,7 +123,6 @@ int ipc__shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 {
 	bool data = space == 0;
 	struct ipc_ring *ring = data ? &s->rx : &s->tx;
-	_Atomic uint32_t *flag = data ? &ring->ctl->rsleep : &ring->ctl->wsleep;
 	int64_t r;
 
 	if (ipc__dl_nowait(dl))
@@ -154,8 +155,35 @@ int ipc__shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 		}
 	}
 
-	/* sleep phase */
 	bool fdm = data && atomic_load_explicit(&s->fd_mode, memory_order_acquire);
+	if (!data || fdm)
+		return shm_sleep(s, space, dl, fdm);
+	/* A receiver about to sleep without fd mode is counted under the lock
+	 * that ipc_fd's first call holds: that call then knows whether bytes
+	 * in the doorbell may be somebody's wake-up (fd.c, fd_level_first),
+	 * and a receiver that comes after it sees fd mode. */
+	pthread_mutex_lock(&s->lock);
+	fdm = atomic_load_explicit(&s->fd_mode, memory_order_acquire);
+	if (!fdm)
+		s->rx_sleepers++;
+	pthread_mutex_unlock(&s->lock);
+	r = shm_sleep(s, space, dl, fdm);
+	if (!fdm) {
+		pthread_mutex_lock(&s->lock);
+		s->rx_sleepers--;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return (int)r;
+}
+
+/* The sleep phase of ipc__shm_wait: on the doorbell pipe and the socket,
+ * within dl; fdm: ipc_fd's level is kept (the doorbell is drained here). */
+static int shm_sleep(struct shm *s, uint64_t space, ipc_deadline *dl, bool fdm)
+{
+	bool data = space == 0;
+	struct ipc_ring *ring = data ? &s->rx : &s->tx;
+	_Atomic uint32_t *flag = data ? &ring->ctl->rsleep : &ring->ctl->wsleep;
+	int64_t r;
 	bool recheck = !data;  /* writer: look at the tail again soon once */
 	for (;;) {
 		if (fdm) {
