@@ -19,8 +19,9 @@
  *   - afterwards the URL can be served again at once (a new server opens
  *     it), and nothing named by the run is left in /tmp, /dev/shm,
  *     /dev/mqueue or the abstract socket namespace (tu_leftovers).
- * Backends run concurrently, one worker process each, every run and the
- * whole campaign bounded in time.
+ * Backends run concurrently, STRESS_KILL_WORKERS worker processes each
+ * (default 2: most of a run is waiting), every run and the whole campaign
+ * bounded in time; the figures are summed per backend.
  */
 #include "stress.h"
 
@@ -377,9 +378,10 @@ static bool one_run(const char *be, uint64_t *rnd, struct tally *t, long epipe_m
 	return ok;
 }
 
-static int worker(const char *be, long runs, long max_s, long epipe_ms)
+static int worker(const char *be, int w, long runs, long max_s, long epipe_ms)
 {
-	uint64_t rnd = (uint64_t)st_knob("STRESS_SEED", 1, 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)be[0] << 32 ^ be[1];
+	uint64_t rnd = (uint64_t)st_knob("STRESS_SEED", 1, 1) * 0x9e3779b97f4a7c15ull ^
+		       (uint64_t)be[0] << 32 ^ (uint64_t)be[1] << 40 ^ (uint64_t)w;
 	struct tally t = { 0 };
 	int64_t t0 = tu_now_ms(), deadline = t0 + max_s * 1000;
 	long bad = 0, i;
@@ -395,11 +397,11 @@ static int worker(const char *be, long runs, long max_s, long epipe_ms)
 			k += t.kills[s][p];
 			ks += s ? t.kills[s][p] : 0;
 		}
-	st_log("%s: %ld runs in %.1f s, %ld kills (%ld of the server, %ld of the client; by phase: "
+	st_log("%s (worker %d): %ld runs in %.1f s, %ld kills (%ld of the server, %ld of the client; by phase: "
 	       "open %ld, handshake %ld, fragmented send %ld, reservation %ld, close %ld), "
 	       "%ld saw -EPIPE (slowest %lld ms after the kill), %ld peers died before attaching, "
 	       "%ld names left over, %ld URLs not servable again",
-	       be, t.runs, (double)(tu_now_ms() - t0) / 1000.0, k, ks, k - ks,
+	       be, w, t.runs, (double)(tu_now_ms() - t0) / 1000.0, k, ks, k - ks,
 	       t.kills[0][0] + t.kills[1][0], t.kills[0][1] + t.kills[1][1],
 	       t.kills[0][2] + t.kills[1][2], t.kills[0][3] + t.kills[1][3],
 	       t.kills[0][4] + t.kills[1][4], t.epipe, (long long)t.max_epipe_ms, t.never_attached,
@@ -417,13 +419,15 @@ int main(void)
 	long runs = st_knob("STRESS_KILL_RUNS", 1000, 40);
 	long max_s = st_knob("STRESS_KILL_MAX_S", 480, 60);
 	long epipe_ms = st_knob("STRESS_KILL_EPIPE_MS", 5000, 5000);
-	pid_t pids[16];
-	const char *names[16];
+	long nw = st_knob("STRESS_KILL_WORKERS", 2, 2);
+	pid_t pids[64];
+	const char *names[64];
 	int n = 0, passed = 0, skipped = 0;
 
 	st_campaign = "kill";
-	st_log("%ld runs per backend, kills at random points, bound %ld s", runs, max_s);
-	for (size_t k = 0; bes[k] && n < 16; k++) {
+	st_log("%ld runs per backend over %ld workers, kills at random points, bound %ld s", runs, nw,
+	       max_s);
+	for (size_t k = 0; bes[k] && n + nw <= 64; k++) {
 		unsigned caps = tu_expect(bes[k])->caps;
 
 		if (!st_want(bes[k]))
@@ -434,23 +438,31 @@ int main(void)
 			skipped++;
 			continue;
 		}
-		fflush(stdout);
-		names[n] = bes[k];
-		pids[n] = fork();
-		if (pids[n] < 0)
-			abort();
-		if (pids[n] == 0)
-			_exit(worker(bes[k], runs, max_s, epipe_ms));
-		n++;
+		for (int w = 0; w < nw; w++) {
+			fflush(stdout);
+			names[n] = bes[k];
+			pids[n] = fork();
+			if (pids[n] < 0)
+				abort();
+			if (pids[n] == 0)
+				_exit(worker(bes[k], w, runs / nw + (w < runs % nw), max_s, epipe_ms));
+			n++;
+		}
 	}
+	bool be_ok = true;
+
 	for (int i = 0; i < n; i++) {
 		char status[64];
 		int st = tu_wait_child(pids[i], (int)(max_s + 60) * 1000);
 
-		if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-			passed++;
-		else
+		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 			st_fail("%s: worker ended with %s", names[i], tu_status_str(st, status, sizeof(status)));
+			be_ok = false;
+		}
+		if (i + 1 == n || names[i + 1] != names[i]) { /* a backend's last worker */
+			passed += be_ok;
+			be_ok = true;
+		}
 	}
 	return st_finish(passed, skipped);
 }

@@ -102,15 +102,6 @@ long st_raise_nofile(long want)
 	return rl.rlim_cur == RLIM_INFINITY ? want : (long)rl.rlim_cur;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 uint64_t st_rand(uint64_t *state)
 {
 	uint64_t x = *state ? *state : 0x9e3779b97f4a7c15ull;
@@ -124,8 +115,12 @@ uint64_t st_rand(uint64_t *state)
 
 size_t st_size(uint32_t dir, uint64_t i, size_t max, size_t cap)
 {
-	uint64_t h = mix64(i * 0x9e3779b97f4a7c15ull + dir + 1);
-	unsigned r = (unsigned)(h % 1000);
+	uint64_t state = i * 0x9e3779b97f4a7c15ull + dir + 1, h;
+	unsigned r;
+
+	st_rand(&state); /* two rounds: neighbouring i end up far apart */
+	h = st_rand(&state);
+	r = (unsigned)(h % 1000);
 	size_t len;
 
 	h >>= 16;
