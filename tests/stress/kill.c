@@ -39,7 +39,7 @@ static const char phase_char[PH_N] = { 'o', 'h', 'f', 'z', 'c' };
 static const char *const phase_name[PH_N] = { "open", "handshake", "fragmented send",
 					      "zero-copy reservation", "close" };
 /* how long after entering the phase the kill may come (microseconds) */
-static const int phase_window_us[PH_N] = { 600, 600, 3000, 1500, 600 };
+static const int phase_window_us[PH_N] = { 600, 600, 3000, 1500, 150 };
 
 /* A survivor's open or handshake step that still has no answer this long
  * after the kill takes it that the victim died before it attached (an
