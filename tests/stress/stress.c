@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -175,6 +176,7 @@ struct client_open {
 	const ipc_opts *o;
 	ipc_chan *c;
 	int r;
+	_Atomic bool done;
 };
 
 static void *client_thread(void *p)
@@ -182,6 +184,7 @@ static void *client_thread(void *p)
 	struct client_open *a = p;
 
 	a->r = ipc_open(&a->c, a->url, IPC_CLIENT, a->o);
+	atomic_store(&a->done, true);
 	return NULL;
 }
 
@@ -208,8 +211,14 @@ int st_connect(const char *be, const ipc_opts *o, ipc_chan **a, ipc_chan **b)
 		*a = NULL;
 		return -EAGAIN;
 	}
-	/* the server's first call completes the rendezvous */
-	r = ipc_send(*a, "", 0, 10000);
+	/* the server's first call completes the rendezvous (in slices, so that
+	 * a client that failed does not leave it waiting) */
+	for (int64_t end = tu_now_ms() + 10000;;) {
+		r = ipc_send(*a, "", 0, 50);
+		if (r != -ETIMEDOUT || tu_now_ms() >= end ||
+		    (atomic_load(&co.done) && co.r < 0))
+			break;
+	}
 	pthread_join(th, NULL);
 	if (r == 0 && co.r == 0) {
 		char x;
