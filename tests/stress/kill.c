@@ -425,6 +425,7 @@ int main(void)
 	int n = 0, passed = 0, skipped = 0;
 
 	st_campaign = "kill";
+	st_own_user();
 	st_log("%ld runs per backend over %ld workers, kills at random points, bound %ld s", runs, nw,
 	       max_s);
 	for (size_t k = 0; bes[k] && n + nw <= 64; k++) {

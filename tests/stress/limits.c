@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,12 +82,8 @@ static const char *isolate(void)
 	uid_t uid = getuid();
 	gid_t gid = getgid();
 
-	if (uid == 0) {
-		uid_t own = 61000 + (uid_t)(getpid() % 4000);
-
-		if (setgroups(0, NULL) == 0 && setgid(own) == 0 && setuid(own) == 0)
-			return "a user id of its own: only these queues count";
-	}
+	if (st_own_user())
+		return "a user id of its own: only these queues count";
 	if (unshare(CLONE_NEWUSER | CLONE_NEWIPC) != 0)
 		return NULL;
 	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);

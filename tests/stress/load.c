@@ -433,6 +433,7 @@ int main(void)
 	int passed = 0, skipped = 0;
 
 	st_campaign = "load";
+	st_own_user();
 	signal(SIGPIPE, SIG_IGN);
 	st_log("%ld clients from %ld processes for %ld s per listener backend; open-file limit %ld",
 	       nclients, nprocs, seconds, lim);

@@ -188,6 +188,7 @@ int main(void)
 	int passed = 0, skipped = 0;
 
 	st_campaign = "soak";
+	st_own_user();
 	st_log("%llu messages per backend, sizes 0 B - 1 MiB, 2 senders + 2 receivers, bound %ld s each",
 	       (unsigned long long)total, max_s);
 	for (size_t k = 0; bes[k]; k++) {

@@ -12,7 +12,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 const char *st_campaign = "stress";
 int st_failures;
@@ -101,6 +104,22 @@ long st_raise_nofile(long want)
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	return rl.rlim_cur == RLIM_INFINITY ? want : (long)rl.rlim_cur;
+}
+
+const char *st_own_user(void)
+{
+	static char what[96];
+	uid_t own = 61000 + (uid_t)(getpid() % 4000);
+
+	if (getuid() != 0 || getenv("STRESS_KEEP_UID"))
+		return NULL;
+	if (setgroups(0, NULL) != 0 || setgid(own) != 0 || setuid(own) != 0)
+		return NULL;
+	prctl(PR_SET_DUMPABLE, 1); /* /proc/self stays this process's */
+	snprintf(what, sizeof(what), "running as uid %u: the user's queue quota holds only these queues",
+		 (unsigned)own);
+	st_log("%s", what);
+	return what;
 }
 
 uint64_t st_rand(uint64_t *state)

@@ -38,6 +38,13 @@ int st_fd_count(void);
 /* Raise the soft RLIMIT_NOFILE to want (or the hard limit); the limit now. */
 long st_raise_nofile(long want);
 
+/* As root (and unless STRESS_KEEP_UID is set): go on as a user id of its
+ * own (61000 + pid % 4000), so that per-user counts, above all the queue
+ * memory of RLIMIT_MSGQUEUE that every mq channel of the user shares, hold
+ * only this campaign's. Logs and returns a description of what was done,
+ * or NULL. */
+const char *st_own_user(void);
+
 /* The schedule: the length of message i of stream dir (0 B to max, most
  * small, 1 in 100 up to 64 KiB, 1 in 1000 between 512 KiB and max, every
  * 100000th exactly max), capped at cap. */
