@@ -145,7 +145,7 @@ static void *killer(void *p)
 
 struct tally {
 	long runs, kills[2][PH_N];   /* [victim is server][phase] */
-	long epipe, never_attached;
+	long epipe, never_attached, clean;
 	int64_t max_epipe_ms;
 	long leftovers, reserve_fail;
 };
@@ -270,6 +270,7 @@ static bool survive(struct run *rn, ipc_chan *c, struct tally *t, long epipe_ms)
 	}
 	if (!killed(rn)) {
 		/* the victim finished before the killer struck: a clean close */
+		t->clean++;
 		ok = true;
 		goto out;
 	}
@@ -400,12 +401,12 @@ static int worker(const char *be, int w, long runs, long max_s, long epipe_ms)
 	st_log("%s (worker %d): %ld runs in %.1f s, %ld kills (%ld of the server, %ld of the client; by phase: "
 	       "open %ld, handshake %ld, fragmented send %ld, reservation %ld, close %ld), "
 	       "%ld saw -EPIPE (slowest %lld ms after the kill), %ld peers died before attaching, "
-	       "%ld names left over, %ld URLs not servable again",
+	       "%ld closed before the kill, %ld names left over, %ld URLs not servable again",
 	       be, w, t.runs, (double)(tu_now_ms() - t0) / 1000.0, k, ks, k - ks,
 	       t.kills[0][0] + t.kills[1][0], t.kills[0][1] + t.kills[1][1],
 	       t.kills[0][2] + t.kills[1][2], t.kills[0][3] + t.kills[1][3],
 	       t.kills[0][4] + t.kills[1][4], t.epipe, (long long)t.max_epipe_ms, t.never_attached,
-	       t.leftovers, t.reserve_fail);
+	       t.clean, t.leftovers, t.reserve_fail);
 	if (i < runs && bad < 5) {
 		st_fail("%s: only %ld of %ld runs within the time bound (STRESS_KILL_MAX_S=%ld)", be, i,
 			runs, max_s);

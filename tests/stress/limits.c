@@ -72,17 +72,20 @@ static bool write_file(const char *path, const char *text)
 /*
  * RLIMIT_MSGQUEUE counts the queues of every process of the user, and on
  * current kernels a user namespace's count is also charged to its parent's
- * (other tests and programs of root would count). As root the child takes
- * a user id of its own, whose count holds only these queues; elsewhere it
- * tries its own user and IPC namespaces, else runs as it is. Returns how.
+ * (other tests and programs of root would count). Started as root, the
+ * campaign runs as a user id of its own (main), whose count holds only
+ * these queues; elsewhere the child tries its own user and IPC namespaces,
+ * else runs as it is. Returns how.
  */
+static const char *own_user; /* st_own_user's answer in main */
+
 static const char *isolate(void)
 {
 	char map[64];
 	uid_t uid = getuid();
 	gid_t gid = getgid();
 
-	if (st_own_user())
+	if (own_user)
 		return "a user id of its own: only these queues count";
 	if (unshare(CLONE_NEWUSER | CLONE_NEWIPC) != 0)
 		return NULL;
@@ -282,6 +285,7 @@ int main(int argc, char **argv)
 	int passed = 0, skipped = 0;
 
 	st_campaign = "limits";
+	own_user = st_own_user(); /* every case: the user's queue quota is the campaign's */
 	if (st_want("mq")) {
 		if (in_child("mq: RLIMIT_MSGQUEUE", mq_case, NULL))
 			passed++;
