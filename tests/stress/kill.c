@@ -309,8 +309,15 @@ static bool one_run(const char *be, uint64_t *rnd, struct tally *t, long epipe_m
 	rn.be = be;
 	rn.rnd = st_rand(rnd) | 1;
 	rn.has_url = tu_expect(be)->url != TU_URL_NONE;
-	rn.phase = rn.has_url ? (int)(st_rand(rnd) % PH_N) : 1 + (int)(st_rand(rnd) % (PH_N - 1));
-	rn.victim_server = st_rand(rnd) & 1;
+	{
+		/* phase and victim from separate high bits of one draw (the low
+		 * bits of successive draws are correlated: every close-phase run
+		 * of a worker had the same victim) */
+		uint64_t h = st_rand(rnd);
+
+		rn.phase = rn.has_url ? (int)((h >> 32) % PH_N) : 1 + (int)((h >> 32) % (PH_N - 1));
+		rn.victim_server = (h >> 63) & 1;
+	}
 	{
 		ipc_info bi;
 
