@@ -8,7 +8,8 @@
  *     user's other queues (other tests, other programs) are not counted;
  *   - open files: with RLIMIT_NOFILE a few above what is open, opening
  *     channels of every backend ends in -EMFILE (never a crash or another
- *     error), and the backend works again once they are closed;
+ *     error), leaves no name behind, and the backend works again once they
+ *     are closed;
  *   - locked memory: with RLIMIT_MEMLOCK at 0 every backend still opens
  *     and carries its largest message (no backend locks memory);
  *   - ipckit-bench (argv[1], when given) run under a queue limit and under
@@ -167,6 +168,13 @@ static int nofile_case(void *arg)
 	}
 	ipc_close(a[0]);
 	ipc_close(b[0]);
+	/* the failed opens left nothing named behind */
+	char left[300];
+
+	if (tu_leftovers(left, sizeof(left)) > 0) {
+		st_fail("%s: left behind after -EMFILE: %s", be, left);
+		return 1;
+	}
 	return 0;
 }
 
