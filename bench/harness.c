@@ -249,7 +249,7 @@ static void fail_msg(const struct chan *c, const char *what, int err)
 {
 	fprintf(stderr, "ipckit-bench: %s %s%s%s %u B %s: %s\n", c->s.backend, c->s.impl,
 		c->s.variant[0] ? "/" : "", c->s.variant, (unsigned)c->s.size, what,
-		err < 0 ? ipc_strerror(err) : "failed");
+		err < 0 ? bench_strerror(c->s.backend, err) : "failed");
 }
 
 static int ep_open(struct chan *c, int side, int ctl)

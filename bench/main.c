@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 		if (r && !sup_stopped()) {
 			char sz[32];
 			fprintf(stderr, "%sipckit-bench: %s group failed: %s\n", s.tty ? "\n" : "",
-				fmt_size(g.sizes[k], SZ_LONG, sz, sizeof(sz)), ipc_strerror(r));
+				fmt_size(g.sizes[k], SZ_LONG, sz, sizeof(sz)), bench_strerror(NULL, r));
 		}
 	}
 	if (s.tty && !g.quiet)

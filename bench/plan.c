@@ -104,7 +104,7 @@ void plan_skip(struct plan *p, const char *be, const char *impl, const char *var
 
 /* Can a server be opened on this URL form? (path forms: which spelling of
  * a name the backend takes) */
-static bool form_works(const char *be, int form)
+static bool form_works(const char *be, int form, int *err)
 {
 	char url[256];
 	ipc_chan *c = NULL;
@@ -117,6 +117,8 @@ static bool form_works(const char *be, int form)
 		snprintf(url, sizeof(url), "%s://ipckit-bench-probe-%d", be, pid);
 	int r = ipc_open(&c, url, IPC_SERVER, NULL);
 	ipc_close(c);
+	if (r < 0 && (*err == 0 || *limit_hint(be, r)))
+		*err = r; /* the first error, or one a limit explains */
 	return r >= 0;
 }
 
@@ -140,10 +142,13 @@ void plan_backend(struct backend *b, bool remote)
 	} else if (b->caps & IPC_CAP_ABSTRACT) {
 		b->form = FORM_ABSTRACT;
 	} else if (b->caps & IPC_CAP_UNRELATED) {
-		for (b->form = FORM_PATH_TMP; b->form <= FORM_NAME && !form_works(b->name, b->form); b->form++)
+		int err = 0;
+		for (b->form = FORM_PATH_TMP; b->form <= FORM_NAME && !form_works(b->name, b->form, &err);
+		     b->form++)
 			;
 		if (b->form > FORM_NAME) {
-			snprintf(b->why, sizeof(b->why), "no address form could be opened");
+			snprintf(b->why, sizeof(b->why), "no address form could be opened: %s",
+				 bench_strerror(b->name, err));
 			return;
 		}
 	} else if (b->caps & IPC_CAP_PAIR) {

@@ -14,7 +14,7 @@ struct backend {
 	unsigned caps;
 	int form;            /* FORM_* */
 	bool ok;
-	char why[96];        /* when not ok */
+	char why[512];       /* when not ok */
 };
 
 /* A row that was not measured, and why. */

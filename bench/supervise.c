@@ -397,7 +397,7 @@ int sup_run_group(struct sup *s, struct plan *p, struct chan *cs, int n, struct 
 		fprintf(stderr, "%sipckit-bench: %s %s%s%s %s failed (%s); running the rest of its size "
 				"again without it\n", s->tty ? "\n" : "", c->s.backend, c->s.impl,
 			*c->s.variant ? " " : "", c->s.variant,
-			fmt_size(c->s.size, SZ_LONG, sz, sizeof(sz)), ipc_strerror(r));
+			fmt_size(c->s.size, SZ_LONG, sz, sizeof(sz)), bench_strerror(c->s.backend, r));
 		memmove(c, c + 1, (size_t)(n - bad - 1) * sizeof(*c));
 		n--;
 		for (int i = 0; i < n; i++)

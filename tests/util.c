@@ -64,7 +64,12 @@ pid_t tu_test_pid(void)
 
 void tu_name(char *buf, size_t cap)
 {
-	snprintf(buf, cap, "ipck-%d%06x-%u", (int)tu_test_pid(), name_token, name_seq++);
+	/* first, on its own: it sets name_token on the first call (as an
+	 * argument beside name_token, the token could be read before it was
+	 * set, leaving the first name one that tu_leftovers cannot see) */
+	pid_t pid = tu_test_pid();
+
+	snprintf(buf, cap, "ipck-%d%06x-%u", (int)pid, name_token, name_seq++);
 }
 
 /*

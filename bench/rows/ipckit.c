@@ -107,7 +107,7 @@ static int ik_open(struct ep *e)
 	}
 	if (r < 0)
 		fprintf(stderr, "ipckit-bench: %s %s: %s\n", c->s.backend,
-			*url ? url : "open", ipc_strerror(r));
+			*url ? url : "open", bench_strerror(c->s.backend, r));
 	return r < 0 ? r : 0;
 }
 
