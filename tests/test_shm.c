@@ -1987,6 +1987,53 @@ Test(shm, fd_first_call_sees_queued_message)
 	ipc_close(s);
 }
 
+/* A receiver that slept without fd mode may find its message before the
+ * writer's doorbell byte arrives; the byte is then nobody's wake-up, and
+ * ipc_fd's first call must not be readable for it. The window is a race,
+ * so many short bursts: a sender thread writes messages while this thread
+ * receives them asleep (wait=block), then ipc_fd must say "nothing". */
+struct burst {
+	ipc_chan *c;
+	int n;
+	int rc;
+};
+
+static void *burst_send(void *arg)
+{
+	struct burst *b = arg;
+	for (int i = 0; i < b->n && b->rc == 0; i++) {
+		b->rc = ipc_send(b->c, &i, sizeof(i), 5000);
+		sched_yield();
+	}
+	return NULL;
+}
+
+Test(shm, fd_first_call_ignores_late_doorbells)
+{
+	int stale = 0;
+	for (int round = 0; round < 300; round++) {
+		ipc_chan *a, *b;
+		pair(&a, &b, 1, 4096);
+		struct burst bu = { a, 20, 0 };
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, burst_send, &bu), 0);
+		for (int i = 0; i < bu.n; i++) {
+			int v = -1;
+			T_EQ(ipc_recv(b, &v, sizeof(v), 5000), (ssize_t)sizeof(v));
+			cr_assert_eq(v, i);
+		}
+		pthread_join(t, NULL);
+		T_EQ(bu.rc, 0);
+		int fd = ipc_fd(b);
+		cr_assert_geq(fd, 0);
+		stale += readable(fd, 0);
+		T_EQ(ipc_recv(b, NULL, 0, 0), -EAGAIN);
+		ipc_close(a);
+		ipc_close(b);
+	}
+	cr_assert_eq(stale, 0, "ipc_fd readable with nothing waiting in %d of 300 rounds", stale);
+}
+
 /* ---- a hostile server: what arrives over SCM_RIGHTS is checked ---- */
 
 enum bad_kind {
