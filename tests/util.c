@@ -79,21 +79,22 @@ void tu_name(char *buf, size_t cap)
  */
 #define C_STD (IPC_CAP_RELIABLE | IPC_CAP_UNRELATED | IPC_CAP_PROCESS)
 static const struct tu_expect expectations[] = {
-	/* name, caps, URL form, default max_msg, cut, backlog, announces_max */
+	/* name, caps, URL form, default max_msg, cut, backlog, announces_max,
+	 * user_quota */
 	{ "tcp", C_STD | IPC_CAP_CROSS_HOST | IPC_CAP_LISTEN | IPC_CAP_PAIR, TU_URL_HOSTPORT,
-	  (size_t)16 << 20, true, true, true },
+	  (size_t)16 << 20, true, true, true, false },
 	{ "udp", IPC_CAP_CROSS_HOST | IPC_CAP_UNRELATED | IPC_CAP_PAIR | IPC_CAP_PROCESS,
-	  TU_URL_HOSTPORT, 65507, false, false, false },
+	  TU_URL_HOSTPORT, 65507, false, false, false, false },
 	{ "unix", C_STD | IPC_CAP_LISTEN | IPC_CAP_PAIR | IPC_CAP_ABSTRACT, TU_URL_PATH,
-	  (size_t)16 << 20, true, true, true },
-	{ "fifo", C_STD, TU_URL_PATH, (size_t)16 << 20, true, false, true },
+	  (size_t)16 << 20, true, true, true, false },
+	{ "fifo", C_STD, TU_URL_PATH, (size_t)16 << 20, true, false, true, false },
 	{ "pipe", IPC_CAP_RELIABLE | IPC_CAP_PAIR | IPC_CAP_PROCESS, TU_URL_NONE,
-	  (size_t)16 << 20, true, false, true },
-	{ "mq", C_STD | IPC_CAP_PAIR, TU_URL_MQNAME, 0, false, false, true },
+	  (size_t)16 << 20, true, false, true, false },
+	{ "mq", C_STD | IPC_CAP_PAIR, TU_URL_MQNAME, 0, false, false, true, true },
 	{ "shm", C_STD | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_PAIR | IPC_CAP_ABSTRACT,
-	  TU_URL_PATH, (size_t)16 << 20, true, true, true },
+	  TU_URL_PATH, (size_t)16 << 20, true, true, true, false },
 	{ "inproc", IPC_CAP_RELIABLE | IPC_CAP_ZERO_COPY | IPC_CAP_LISTEN | IPC_CAP_PAIR,
-	  TU_URL_NAME, (size_t)16 << 20, false, false, true },
+	  TU_URL_NAME, (size_t)16 << 20, false, false, true, false },
 };
 
 const struct tu_expect *tu_expect(const char *be)

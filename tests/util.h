@@ -41,6 +41,8 @@ struct tu_expect {
 	bool cut;               /* a message can be cut by a deadline mid-write */
 	bool backlog;           /* clients connect to a listening socket */
 	bool announces_max;     /* the peers exchange their max_msg */
+	bool user_quota;        /* its channels count against a per-user kernel
+	                           quota (RLIMIT_MSGQUEUE) shared by every process */
 };
 
 /* The entry for a compiled-in backend (the test fails for one it does not

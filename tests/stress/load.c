@@ -361,7 +361,7 @@ static bool mem_pairs(const char *be, int n, long idle_kb)
 	for (; opened < n; opened++) {
 		int r = st_connect(be, NULL, &a[opened], &b[opened]);
 
-		if (r == -EMFILE && opened > 0 && strcmp(be, "mq") == 0) {
+		if (r == -EMFILE && opened > 0 && tu_expect(be)->user_quota) {
 			/* RLIMIT_MSGQUEUE counts every queue of this user */
 			st_log("%s: the per-user queue memory (RLIMIT_MSGQUEUE) ran out after %d pairs",
 			       be, opened);
@@ -444,7 +444,7 @@ int main(void)
 			continue;
 		/* mq: two pairs, so that other queues of the user (the kill
 		 * campaign's, other tests') still fit in RLIMIT_MSGQUEUE */
-		if (mem_pairs(bes[k], strcmp(bes[k], "mq") == 0 ? 2 : (int)npairs, idle_kb))
+		if (mem_pairs(bes[k], tu_expect(bes[k])->user_quota ? 2 : (int)npairs, idle_kb))
 			passed++;
 		if (!(caps & IPC_CAP_LISTEN) || !(caps & IPC_CAP_PROCESS))
 			continue;
