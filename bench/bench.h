@@ -177,14 +177,15 @@ struct row {
 	double fig[MAX_ROUNDS][MAX_FIGS];
 };
 
-/* ---- msg.c: payloads and their check ---- */
-/* Write a whole message of len bytes for seq: header, payload, checksum. */
-/* limits.c: for an error that a per-user or system limit explains, which
- * one ran out and how to raise it ("" otherwise); bench_strerror is
- * ipc_strerror with that hint after it. */
+/* ---- limits.c: which limit an error means ---- */
+/* For an error that a per-user or system limit explains, which one ran out
+ * and how to raise it ("" otherwise); bench_strerror is ipc_strerror with
+ * that hint after it. */
 const char *limit_hint(const char *backend, int err);
 const char *bench_strerror(const char *backend, int err);
 
+/* ---- msg.c: payloads and their check ---- */
+/* Write a whole message of len bytes for seq: header, payload, checksum. */
 void msg_fill(void *buf, size_t len, uint64_t seq);
 /* 0 when buf holds an intact message of len bytes (reads every byte); sets *seq. */
 int msg_check(const void *buf, ssize_t got, size_t len, uint64_t *seq);

@@ -71,7 +71,6 @@ void series_name(json_t *row, char *buf, size_t cap)
 		     jstr(row, "wait"), json_is_true(json_object_get(row, "threads")), pairs);
 }
 
-/* Messages per send call of a row (1 where the row has no batch field). */
 double row_batch(json_t *row)
 {
 	return jnum(row, "batch") > 1 ? jnum(row, "batch") : 1;

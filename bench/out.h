@@ -41,10 +41,10 @@ void jci(json_t *row, const char *key, struct ci *c);
 bool jstable(json_t *row);
 /* The row's label (fmt.h series_label). */
 void series_name(json_t *row, char *buf, size_t cap);
-/* The raw row this row is compared with (its "baseline"), or NULL. */
 /* The raw row a row is compared with: same mechanism, mode, size, gap,
  * pairs and batch (NULL where there is none). */
 json_t *baseline_of(json_t *doc, json_t *row);
+/* Messages per send call of a row (1 where it has no batch). */
 double row_batch(json_t *row);
 /* The headline figure of row over its baseline's ("0.98x"), "" if none. */
 const char *baseline_ratio(json_t *doc, json_t *row, char *buf, size_t cap);

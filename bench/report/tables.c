@@ -55,7 +55,8 @@ void machine_block(FILE *f, json_t *doc, const char *name)
 		json_object_foreach(mc, k, v) {
 			char sz[32];
 			json_t *v2 = json_object_get(mc2, k);
-			fprintf(f, " %s %.0f", fmt_size(atof(k), SZ_LONG, sz, sizeof(sz)), json_number_value(v) / 1048576.0);
+			fprintf(f, " %s %.0f", fmt_size(atof(k), SZ_LONG, sz, sizeof(sz)),
+				json_number_value(v) / 1048576.0);
 			if (v2)
 				fprintf(f, " / %.0f", json_number_value(v2) / 1048576.0);
 			fprintf(f, " MiB/s;");
@@ -108,8 +109,8 @@ void key_ratios(FILE *f, json_t *doc)
 	fprintf(f, "## Key ratios (same run)\n\nEach ipckit row against the raw system calls it is "
 		   "compared with (same tuning, same harness, interleaved in the same rounds), and each "
 		   "peer against the ipckit row of its mechanism. Rows that send in ipc_sendv batches "
-		   "have no raw ratio (raw rows make one system call per message); their `send` rows do. Latency: RTT p50 at %s; throughput: "
-		   "msg/s at %s. In brackets, the range of the ratio that the two intervals allow.\n\n"
+		   "have no raw ratio (raw rows make one system call per message); their `send` rows "
+		   "do. Latency: RTT p50 at %s; throughput: msg/s at %s. In brackets, the range of the ratio that the two intervals allow.\n\n"
 		   "| Ratio | A | B | A/B |\n|---|---|---|---|\n", sz, tsz);
 	/* pass 0: ipckit / its raw baseline; pass 1: the ipckit row of a
 	 * peer's mechanism / the peer */

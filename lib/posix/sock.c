@@ -50,13 +50,6 @@ int ipc__canon_path(const char *path, char *out, size_t cap)
 	return k < 0 || (size_t)k >= cap ? -ENAMETOOLONG : 0;
 }
 
-/*
- * Fallback of the stale test when sock_diag is missing: /proc/net/unix
- * lists every Unix socket with the path it was bound with (as written by
- * its binder). Any socket bound under the given or the canonical spelling
- * counts as live; when the file cannot be read, the answer is "live":
- * never steal.
- */
 /* An error of ours (out of descriptors or memory) rather than an answer:
  * it is returned as itself, never taken for "live" or "dead". */
 static bool resource_err(int r)
@@ -64,6 +57,13 @@ static bool resource_err(int r)
 	return r == -EMFILE || r == -ENFILE || r == -ENOMEM;
 }
 
+/*
+ * Fallback of the stale test when sock_diag is missing: /proc/net/unix
+ * lists every Unix socket with the path it was bound with (as written by
+ * its binder). Any socket bound under the given or the canonical spelling
+ * counts as live (1); when the file cannot be read, the answer is "live":
+ * never steal. Out of descriptors or memory: that error.
+ */
 static int unix_path_bound_proc(const char *path, const char *canon)
 {
 	int fd = ipc__open("/proc/net/unix", O_RDONLY | O_CLOEXEC, 0);

@@ -13,7 +13,6 @@
 #include "backends/shm/shm.h"
 #include "posix/fdio.h"
 
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -62,11 +61,12 @@ int ipc__shm_accq_watch(struct shm_accq *q, int epfd, int evfd)
 	return 0;
 }
 
-/* Empty our doorbell pipe without blocking (the read end blocks). */
-static void pipe_drain(int fd)
+/* Empty our doorbell pipe without blocking (the read end blocks): true
+ * when there was something to take. */
+static bool pipe_drain(int fd)
 {
 	char b[256];
-	(void)!ipc__pipe_read_nowait(fd, b, sizeof(b));
+	return ipc__pipe_read_nowait(fd, b, sizeof(b)) > 0;
 }
 
 /* fd mode: both things that make ipc_fd readable for data */
@@ -119,25 +119,18 @@ out:
  * without fd mode may have found its data before the writer's byte arrived
  * (both cleared rsleep), leaving the byte behind. When no such receiver is
  * asleep now (rx_sleepers; the next one takes s->lock and sees fd mode),
- * the bytes are nobody's wake-up: drain them. A byte that arrives while we
- * look is another late one or a fresh wake-up: look again (a few times: a
- * peer may ring at will). A receiver asleep now keeps its bytes, and may
- * leave the descriptor readable once for nothing; its receive corrects the
- * level on return.
+ * the bytes are nobody's wake-up: drain them once the ring is seen empty
+ * with rsleep set. A byte drained then may also have been a fresh wake-up:
+ * look again (a few times: a peer may ring at will). A receiver asleep now
+ * keeps its bytes, and may leave the descriptor readable once for nothing;
+ * its receive corrects the level on return.
  */
 static void fd_level_first(struct shm *s)
 {
 	struct ipc_ring_ctl *ctl = s->rx.ctl;
 	bool quiet = s->rx_sleepers == 0;
-	if (s->fd_sloppy) {
-		fd_signal(s);
-		return;
-	}
-	for (int tries = 0; tries < 4; tries++) {
-		if (quiet)
-			pipe_drain(s->efd_rx);
-		if (atomic_load(&ctl->head) != atomic_load(&ctl->tail))
-			break;
+	for (int tries = 0; !s->fd_sloppy && atomic_load(&ctl->head) == atomic_load(&ctl->tail);
+	     tries++) {
 		atomic_store(&ctl->rsleep, 1);
 		atomic_thread_fence(memory_order_seq_cst);
 		if (atomic_load(&ctl->head) != atomic_load(&ctl->tail)) {
@@ -145,8 +138,7 @@ static void fd_level_first(struct shm *s)
 				return; /* the writer rang the doorbell */
 			break;
 		}
-		struct pollfd p = { .fd = s->efd_rx, .events = POLLIN };
-		if (!quiet || poll(&p, 1, 0) <= 0)
+		if (!quiet || tries == 4 || !pipe_drain(s->efd_rx))
 			return; /* empty, and no byte nobody needs */
 	}
 	fd_signal(s);

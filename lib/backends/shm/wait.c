@@ -167,13 +167,13 @@ int ipc__shm_wait(struct shm *s, uint64_t space, ipc_deadline *dl, int mode)
 	if (!fdm)
 		s->rx_sleepers++;
 	pthread_mutex_unlock(&s->lock);
-	r = shm_sleep(s, space, dl, fdm);
+	int w = shm_sleep(s, space, dl, fdm);
 	if (!fdm) {
 		pthread_mutex_lock(&s->lock);
 		s->rx_sleepers--;
 		pthread_mutex_unlock(&s->lock);
 	}
-	return (int)r;
+	return w;
 }
 
 /* The sleep phase of ipc__shm_wait: on the doorbell pipe and the socket,
